@@ -1,0 +1,247 @@
+"""The ``wekadocs`` command line.
+
+Each command loads the settings once, calls into ``cluster``/``wekadocs``, and
+prints either a readable summary or (``--json``) one JSON object on the last
+line. Errors of our own print as one clear message and exit non-zero; only
+bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from cluster import services as local_services
+from wekadocs.errors import SettingsError, WekadocsError
+from wekadocs.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.find_object(_State).settings  # type: ignore[union-attr]
+
+
+class _State:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+def _reports_errors(func: F) -> F:
+    """Turn our errors into a one-line message and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SettingsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except WekadocsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _emit(as_json: bool, payload: dict[str, Any], lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML settings file (default: $WEKADOCS_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """WekaDocs GraphRAG: documentation graph + vectors, served over MCP on Ray."""
+    ctx.obj = _State(config)
+
+
+# --- services ------------------------------------------------------------------
+
+
+@cli.group()
+def services() -> None:
+    """Local Neo4j, Redis and Ray head (embedded defaults)."""
+
+
+def _service_lines(reports: list[local_services.ServiceReport]) -> list[str]:
+    lines = []
+    for r in reports:
+        extra = f" version {r.version}" if r.version else ""
+        pid = f" pid {r.pid}" if r.pid else ""
+        detail = f" ({r.detail})" if r.detail else ""
+        lines.append(f"{r.name:<6} {r.state:<11} {r.address}{extra}{pid}{detail}")
+    return lines
+
+
+@services.command("up")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def services_up(ctx: click.Context, as_json: bool) -> None:
+    """Start what is not running; wait until each service answers."""
+    settings = _settings(ctx)
+    reports = local_services.up(settings)
+    lines = _service_lines(reports)
+    if settings.dashboard_url:
+        lines.append(f"Ray dashboard: {settings.dashboard_url}  (token: `ray get-auth-token`)")
+    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports]}, lines)
+
+
+@services.command("down")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def services_down(ctx: click.Context, as_json: bool) -> None:
+    """Stop exactly what `services up` started."""
+    reports = local_services.down(_settings(ctx))
+    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports]},
+          _service_lines(reports))
+
+
+@services.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def services_status(ctx: click.Context, as_json: bool) -> None:
+    """State, address and version of each service."""
+    reports = local_services.status(_settings(ctx))
+    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports]},
+          _service_lines(reports))
+
+
+# --- config ----------------------------------------------------------------------
+
+
+@cli.group()
+def config() -> None:
+    """Effective settings."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective settings, secrets masked."""
+    values = _settings(ctx).masked()
+    width = max(len(Settings.env_name(name)) for name in values)
+    lines = [f"{Settings.env_name(name):<{width}}  {value}" for name, value in values.items()]
+    _emit(as_json, values, lines)
+
+
+# --- schema ----------------------------------------------------------------------
+
+
+@cli.group()
+def schema() -> None:
+    """Neo4j constraints, indexes and the schema version."""
+
+
+def _schema_output(as_json: bool, status: Any) -> None:
+    payload = {
+        "schema_version": status.schema_version,
+        "constraints": status.constraints,
+        "indexes": status.indexes,
+        "missing": status.missing,
+    }
+    lines = [f"schema version: {status.schema_version or '(none)'}"]
+    lines += [f"constraint {c['name']}: {c['labels']} {c['properties']}" for c in status.constraints]
+    lines += [
+        f"index {i['name']} ({i['type']}, {i['state']}): {i['labels']} {i['properties']}"
+        for i in status.indexes
+    ]
+    if status.missing:
+        lines.append("missing: " + ", ".join(status.missing) + " (run `wekadocs schema apply`)")
+    _emit(as_json, payload, lines)
+
+
+@schema.command("apply")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def schema_apply(ctx: click.Context, as_json: bool) -> None:
+    """Create missing constraints and indexes (idempotent)."""
+    from wekadocs.graph_schema import apply_schema
+    from wekadocs.graph_store import GraphStore
+
+    with GraphStore.connect(_settings(ctx)) as graph:
+        _schema_output(as_json, apply_schema(graph))
+
+
+@schema.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def schema_status_cmd(ctx: click.Context, as_json: bool) -> None:
+    """List constraints and indexes."""
+    from wekadocs.graph_schema import schema_status
+    from wekadocs.graph_store import GraphStore
+
+    with GraphStore.connect(_settings(ctx)) as graph:
+        _schema_output(as_json, schema_status(graph))
+
+
+# --- vectors ---------------------------------------------------------------------
+
+
+@cli.group()
+def vectors() -> None:
+    """The vector store: collections and the alias readers use."""
+
+
+@vectors.command("init")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def vectors_init(ctx: click.Context, as_json: bool) -> None:
+    """Create this embedding version's collection and point the alias at it if unset."""
+    from cluster.vector_admin import init_collection
+
+    payload = init_collection(_settings(ctx))
+    _emit(as_json, payload, [f"{k}: {v}" for k, v in payload.items()])
+
+
+@vectors.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def vectors_status(ctx: click.Context, as_json: bool) -> None:
+    """Engine, collections with their point counts, aliases."""
+    from cluster.vector_admin import describe
+
+    payload = describe(_settings(ctx))
+    _emit(as_json, payload, [f"{k}: {v}" for k, v in payload.items()])
+
+
+def main() -> None:
+    # Before any command imports Ray: Ray reads the auth mode at import time.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    cli(prog_name="wekadocs")
+
+
+if __name__ == "__main__":
+    main()

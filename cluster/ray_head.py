@@ -1,0 +1,130 @@
+"""Our own Ray head (``ray start --head --block``), kept up by ``services up``.
+
+A long-lived head, rather than the throwaway cluster ``ray.init()`` starts,
+is what lets ``wekadocs serve --detach`` outlive the CLI and what
+``ray job submit`` talks to. Token authentication stays **on**: Ray 2.60
+enables it for local clusters, and we make that explicit (``RAY_AUTH_MODE=token``)
+and generate the token up front, so the dashboard and the Jobs API answer 401
+to anyone without ``~/.ray/auth_token``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from cluster.processes import free_port, port_is_free
+from wekadocs.errors import MissingToolError, ServiceStartError
+from wekadocs.settings import Settings
+
+__all__ = ["RayHead", "ray_auth_token"]
+
+# Ray puts unix sockets under its temp dir; their paths must fit in 107 bytes.
+_MAX_TEMP_DIR = 40
+
+
+class RayHead:
+    """One Ray head node on 127.0.0.1, its temp dir under ``data_dir/ray``."""
+
+    name = "ray"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.temp_dir = settings.data_dir / "ray"
+        self.log_file = settings.data_dir / "logs" / "ray-head.log"
+        self._token: str | None = None
+
+    @property
+    def managed(self) -> bool:
+        return self.settings.manages_ray
+
+    @property
+    def address(self) -> str:
+        return self.settings.effective_ray_address
+
+    @property
+    def marker(self) -> str:
+        return f"--temp-dir={self.temp_dir}"
+
+    def prepare(self) -> None:
+        if len(str(self.temp_dir)) > _MAX_TEMP_DIR:
+            raise ServiceStartError(
+                self.name,
+                f"Ray's temp dir {self.temp_dir} is too long for its unix sockets; "
+                f"use a WEKADOCS_DATA_DIR under {_MAX_TEMP_DIR - 4} characters",
+            )
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        ray_auth_token(generate=True)
+
+    def check_port(self) -> None:
+        s = self.settings
+        for setting, port in (
+            ("WEKADOCS_RAY_PORT", s.ray_port),
+            ("WEKADOCS_RAY_DASHBOARD_PORT", s.ray_dashboard_port),
+            ("WEKADOCS_RAY_CLIENT_PORT", s.ray_client_port),
+        ):
+            if not port_is_free(port):
+                raise ServiceStartError(
+                    self.name, f"port {port} is taken by another process; choose another with {setting}"
+                )
+
+    def command(self) -> list[str]:
+        s = self.settings
+        command = [
+            _ray_cli(),
+            "start",
+            "--head",
+            "--block",
+            "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1",
+            f"--port={s.ray_port}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={s.ray_dashboard_port}",
+            f"--ray-client-server-port={s.ray_client_port}",
+            # Fixed defaults would collide with a second head on the same machine.
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--object-store-memory={s.ray_object_store_mb * 1024 * 1024}",
+            self.marker,
+        ]
+        if s.ray_num_cpus is not None:
+            command.append(f"--num-cpus={s.ray_num_cpus}")
+        return command
+
+    def env(self) -> dict[str, str]:
+        return {"RAY_AUTH_MODE": "token"}
+
+    def probe(self) -> str:
+        """The head's Ray version, asked of its dashboard with the token."""
+        if not self.managed:
+            return ""  # an external cluster's dashboard address is not ours to guess
+        if self._token is None:
+            self._token = ray_auth_token()
+        url = f"{self.settings.dashboard_url}/api/version"
+        response = httpx.get(url, headers={"Authorization": f"Bearer {self._token}"}, timeout=3)
+        response.raise_for_status()
+        return str(response.json()["ray_version"])
+
+
+def ray_auth_token(*, generate: bool = False) -> str:
+    """The token Ray clients present (``ray get-auth-token``), made if asked."""
+    command = [_ray_cli(), "get-auth-token"] + (["--generate"] if generate else [])
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise ServiceStartError(
+            "ray", "no Ray authentication token: " + result.stderr.strip()[-300:]
+        )
+    return result.stdout.strip()
+
+
+def _ray_cli() -> str:
+    # The `ray` next to our interpreter: the one whose version we pinned.
+    beside = Path(sys.executable).with_name("ray")
+    found = str(beside) if beside.exists() else shutil.which("ray")
+    if found is None:
+        raise MissingToolError("ray", "install the project (pip install -e .) to get Ray's CLI")
+    return found

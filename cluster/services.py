@@ -1,0 +1,182 @@
+"""``wekadocs services up|down|status``: the local Neo4j, Redis and Ray head we own.
+
+``up`` is idempotent: a service whose recorded process is alive and answering
+is left alone. ``down`` stops exactly the processes ``up`` recorded. A service
+configured with an external address (``NEO4J_URI``, ``REDIS_URL``) is never
+started or stopped, only probed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cluster import processes
+from cluster.neo4j_server import Neo4jServer
+from cluster.ray_head import RayHead
+from cluster.redis_server import RedisServer
+from wekadocs.errors import ServiceStartError, WekadocsError
+from wekadocs.settings import Settings
+
+__all__ = ["ServiceReport", "services_for", "up", "down", "status"]
+
+
+class LocalServer(Protocol):
+    name: str
+    log_file: Path
+
+    @property
+    def managed(self) -> bool: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def marker(self) -> str: ...
+    def prepare(self) -> None: ...
+    def check_port(self) -> None: ...
+    def command(self) -> list[str]: ...
+    def env(self) -> dict[str, str]: ...
+    def probe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class ServiceReport:
+    """One service's state as shown by ``status`` and returned by ``up``/``down``."""
+
+    name: str
+    state: str  # running | started | stopped | external | unreachable
+    address: str
+    version: str = ""
+    pid: int | None = None
+    log_file: str = ""
+    detail: str = ""
+
+
+def services_for(settings: Settings) -> list[LocalServer]:
+    return [Neo4jServer(settings), RedisServer(settings), RayHead(settings)]
+
+
+def up(settings: Settings) -> list[ServiceReport]:
+    """Start every managed service that is not already running; wait until each answers."""
+    return [_up_one(settings, server) for server in services_for(settings)]
+
+
+def down(settings: Settings) -> list[ServiceReport]:
+    """Stop what ``up`` started (and recorded); leave external services alone."""
+    reports = []
+    for server in services_for(settings):
+        if not server.managed:
+            reports.append(ServiceReport(server.name, "external", server.address))
+            continue
+        record = read_state(settings, server.name)
+        pid = record.get("pid") if record else None
+        if pid and processes.is_ours(pid, server.marker):
+            processes.terminate(pid, server.marker)
+        _state_file(settings, server.name).unlink(missing_ok=True)
+        reports.append(ServiceReport(server.name, "stopped", server.address, pid=pid))
+    return reports
+
+
+def status(settings: Settings) -> list[ServiceReport]:
+    return [_status_one(settings, server) for server in services_for(settings)]
+
+
+def _status_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    if not server.managed:
+        try:
+            version = server.probe()
+        except Exception as exc:  # any driver error means "not reachable" here
+            return ServiceReport(server.name, "unreachable", server.address, detail=str(exc))
+        return ServiceReport(server.name, "external", server.address, version=version)
+    record = read_state(settings, server.name)
+    pid = record.get("pid") if record else None
+    if not (pid and processes.is_ours(pid, server.marker)):
+        return ServiceReport(server.name, "stopped", server.address)
+    try:
+        version = server.probe()
+    except Exception as exc:
+        return ServiceReport(
+            server.name, "unreachable", server.address, pid=pid, detail=str(exc),
+            log_file=str(server.log_file),
+        )
+    return ServiceReport(
+        server.name, "running", server.address, version=version, pid=pid,
+        log_file=str(server.log_file),
+    )
+
+
+def _up_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    current = _status_one(settings, server)
+    if current.state in ("running", "external"):
+        return current
+    if current.state == "unreachable" and not server.managed:
+        raise ServiceStartError(server.name, f"external server at {server.address}: {current.detail}")
+    if current.pid:  # ours, alive, but not answering yet (e.g. another `up` is starting it)
+        return _await(settings, server, current.pid, started=False)
+    server.prepare()
+    server.check_port()
+    pid = processes.spawn(server.command(), log_file=server.log_file, env=server.env())
+    _write_state(settings, server.name, {"pid": pid, "address": server.address,
+                                         "log_file": str(server.log_file),
+                                         "started_at": time.time()})
+    return _await(settings, server, pid, started=True)
+
+
+def _await(settings: Settings, server: LocalServer, pid: int, *, started: bool) -> ServiceReport:
+    deadline = time.monotonic() + settings.start_timeout_s
+    last_error = "no answer yet"
+    while time.monotonic() < deadline:
+        if not processes.is_ours(pid, server.marker):
+            _state_file(settings, server.name).unlink(missing_ok=True)
+            raise ServiceStartError(
+                server.name, f"the process exited early:\n{_log_tail(server.log_file)}",
+                str(server.log_file),
+            )
+        try:
+            version = server.probe()
+        except WekadocsError as exc:
+            last_error = str(exc)
+        except Exception as exc:  # e.g. redis.ConnectionError while it boots
+            last_error = f"{type(exc).__name__}: {exc}"
+        else:
+            state = "started" if started else "running"
+            return ServiceReport(server.name, state, server.address, version=version, pid=pid,
+                                 log_file=str(server.log_file))
+        time.sleep(0.5)
+    raise ServiceStartError(
+        server.name,
+        f"no answer within {settings.start_timeout_s:.0f}s (last error: {last_error})",
+        str(server.log_file),
+    )
+
+
+def _state_file(settings: Settings, name: str) -> Path:
+    return settings.data_dir / "run" / f"{name}.json"
+
+
+def read_state(settings: Settings, name: str) -> dict[str, object] | None:
+    try:
+        return json.loads(_state_file(settings, name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_state(settings: Settings, name: str, record: dict[str, object]) -> None:
+    path = _state_file(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(path)
+
+
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log written)"
+
+
+def report_dict(report: ServiceReport) -> dict[str, object]:
+    return {k: v for k, v in asdict(report).items() if v not in ("", None)}

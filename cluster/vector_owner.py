@@ -1,0 +1,114 @@
+"""The single owner of the embedded vector store, as a named Ray actor.
+
+Qdrant Edge (like qdrant-client's local mode) lets one process open a folder.
+So in a Ray application one detached actor opens it, and every pipeline
+worker, Serve replica and CLI command reaches it through ``ActorVectorStore``,
+which implements the same ``VectorStore`` interface by forwarding each call.
+With ``QDRANT_URL`` set there is no owner: everyone talks to the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import ray
+from ray.actor import ActorHandle
+
+from wekadocs.errors import VectorStoreUnavailable
+from wekadocs.settings import Settings
+from wekadocs.vector_store import VectorHit, VectorPoint, VectorStore, Where, open_vector_store
+
+__all__ = ["VectorOwner", "ActorVectorStore", "vector_store_for", "owner_name"]
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=8)
+class VectorOwner:
+    """Holds the embedded store; the store's own lock orders concurrent calls."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._store = open_vector_store(settings)
+
+    def call(self, method: str, *args: Any) -> Any:
+        result = getattr(self._store, method)(*args)
+        return list(result) if method == "scroll_ids" else result
+
+    def engine(self) -> str:
+        return self._store.engine
+
+    def shutdown(self) -> None:
+        self._store.close()
+
+
+def owner_name(settings: Settings) -> str:
+    """One owner per vector folder, so two data dirs on one cluster don't clash."""
+    digest = hashlib.sha256(str(settings.vectors_dir).encode()).hexdigest()[:12]
+    return f"wekadocs-vectors-{digest}"
+
+
+class ActorVectorStore(VectorStore):
+    """The ``VectorStore`` interface, served by the owner actor."""
+
+    def __init__(self, handle: ActorHandle, engine: str) -> None:
+        self._handle = handle
+        self.engine = f"{engine} (via actor)"
+
+    def _call(self, method: str, *args: Any) -> Any:
+        try:
+            return ray.get(self._handle.call.remote(method, *args))
+        except ray.exceptions.RayActorError as exc:
+            raise VectorStoreUnavailable(f"the vector store owner is gone: {exc}") from exc
+        except ray.exceptions.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None
+
+    def create_collection(self, name: str, dims: int) -> bool:
+        return bool(self._call("create_collection", name, dims))
+
+    def drop_collection(self, name: str) -> bool:
+        return bool(self._call("drop_collection", name))
+
+    def collections(self) -> list[str]:
+        return list(self._call("collections"))
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        self._call("set_alias", alias, collection)
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._call("aliases"))
+
+    def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None:
+        self._call("upsert", collection, list(points))
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        self._call("delete", collection, list(ids))
+
+    def delete_where(self, collection: str, where: Where) -> None:
+        self._call("delete_where", collection, where)
+
+    def search(
+        self, collection: str, vector: Sequence[float], top_k: int, where: Where | None = None
+    ) -> list[VectorHit]:
+        return list(self._call("search", collection, list(vector), top_k, where))
+
+    def count(self, collection: str, where: Where | None = None) -> int:
+        return int(self._call("count", collection, where))
+
+    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
+        return iter(self._call("scroll_ids", collection, where))
+
+    def close(self) -> None:
+        """Nothing to release here: the owner keeps the store open for others."""
+
+
+def vector_store_for(settings: Settings) -> VectorStore:
+    """The store as a Ray process should use it (Ray must be initialised)."""
+    if settings.qdrant_url:
+        return open_vector_store(settings)
+    handle = VectorOwner.options(
+        name=owner_name(settings),
+        namespace=settings.ray_namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(settings)
+    return ActorVectorStore(handle, ray.get(handle.engine.remote()))

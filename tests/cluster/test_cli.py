@@ -1,0 +1,83 @@
+"""The `wekadocs` console script, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wekadocs.settings import Settings
+
+WEKADOCS = str(Path(sys.executable).with_name("wekadocs"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WEKADOCS_", "NEO4J_", "REDIS_", "QDRANT_"))}
+    return subprocess.run(
+        [WEKADOCS, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=120
+    )
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    return {
+        "WEKADOCS_DATA_DIR": str(settings.data_dir),
+        "WEKADOCS_NEO4J_PORT": str(settings.neo4j_port),
+        "WEKADOCS_REDIS_PORT": str(settings.redis_port),
+        "WEKADOCS_RAY_PORT": str(settings.ray_port),
+        "WEKADOCS_RAY_DASHBOARD_PORT": str(settings.ray_dashboard_port),
+        "WEKADOCS_RAY_CLIENT_PORT": str(settings.ray_client_port),
+    }
+
+
+def test_config_show_masks_secrets() -> None:
+    result = run(
+        "config", "show", "--json",
+        env={"NEO4J_PASSWORD": "very-secret-pw", "REDIS_URL": "redis://:pw123456@h:6379/0"},
+    )
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown["neo4j_password"] == "********"
+    assert shown["redis_url"] == "redis://:********@h:6379/0"
+    assert "very-secret-pw" not in result.stdout and "pw123456" not in result.stdout
+
+
+def test_bad_settings_fail_at_start_naming_the_setting() -> None:
+    result = run("services", "status", env={"NEO4J_URI": "http://wrong:7474"})
+    assert result.returncode == 2
+    assert "NEO4J_URI" in result.stderr and "bolt://" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_config_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("redis_port: seventy\n")
+    result = run("--config", str(config), "config", "show")
+    assert result.returncode == 2
+    assert "WEKADOCS_REDIS_PORT" in result.stderr
+
+
+def test_status_and_schema_against_the_running_stack(settings: Settings, stack: object) -> None:
+    env = stack_env(settings)
+    status = run("services", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    states = {s["name"]: s["state"] for s in json.loads(status.stdout.splitlines()[-1])["services"]}
+    assert states == {"neo4j": "running", "redis": "running", "ray": "running"}
+
+    applied = run("schema", "apply", "--json", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout.splitlines()[-1])["missing"] == []
+    listed = run("schema", "status", env=env)
+    assert "index section_text (FULLTEXT, ONLINE)" in listed.stdout
+
+
+def test_vectors_init_goes_through_the_owner_actor(settings: Settings, stack: object) -> None:
+    env = stack_env(settings)
+    result = run("vectors", "init", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout.splitlines()[-1])
+    assert payload["engine"] == "qdrant-edge (via actor)"
+    assert payload["alias_target"] == settings.vector_collection
+    again = json.loads(run("vectors", "init", "--json", env=env).stdout.splitlines()[-1])
+    assert again["created"] is False

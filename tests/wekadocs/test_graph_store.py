@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from wekadocs.errors import GraphStoreError
+from wekadocs.graph_schema import NODE_LABELS, apply_schema, schema_status
+from wekadocs.graph_store import GraphStore
+from wekadocs.settings import Settings
+
+
+def test_cypher_round_trip(graph: GraphStore) -> None:
+    graph.write("MERGE (d:Document {id: $id}) SET d.title = $title", id="rt-1", title="Round trip")
+    rows = graph.read("MATCH (d:Document {id: $id}) RETURN d.title AS title", id="rt-1")
+    assert rows == [{"title": "Round trip"}]
+    graph.write("MATCH (d:Document {id: $id}) DETACH DELETE d", id="rt-1")
+    assert graph.read("MATCH (d:Document {id: $id}) RETURN d", id="rt-1") == []
+
+
+def test_server_is_neo4j_5_26_community(graph: GraphStore) -> None:
+    info = graph.server_info()
+    assert info["version"].startswith("5.26.")
+    assert info["edition"] == "community"
+
+
+def test_schema_apply_twice_gives_the_same_schema(graph: GraphStore) -> None:
+    first = apply_schema(graph)
+    second = apply_schema(graph)
+    assert first == second
+    assert first.missing == []
+    assert first.schema_version == "1"
+    constrained = {tuple(c["labels"]) for c in first.constraints}
+    assert {(label,) for label in NODE_LABELS} <= constrained
+    fulltext = [i for i in first.indexes if i["type"] == "FULLTEXT"]
+    assert [(i["name"], i["properties"]) for i in fulltext] == [("section_text", ["title", "text"])]
+    assert all(i["state"] == "ONLINE" for i in first.indexes)
+    assert graph.read("MATCH (v:SchemaVersion) RETURN count(v) AS n") == [{"n": 1}]
+
+
+def test_uniqueness_is_enforced(graph: GraphStore) -> None:
+    apply_schema(graph)
+    graph.write("CREATE (:Section {id: 'dup-1'})")
+    try:
+        with pytest.raises(GraphStoreError, match="ConstraintValidationFailed"):
+            graph.write("CREATE (:Section {id: 'dup-1'})")
+    finally:
+        graph.write("MATCH (s:Section {id: 'dup-1'}) DETACH DELETE s")
+
+
+def test_schema_status_reports_what_is_missing(graph: GraphStore) -> None:
+    apply_schema(graph)
+    graph.write("DROP INDEX section_checksum")
+    try:
+        assert schema_status(graph).missing == ["section_checksum"]
+    finally:
+        apply_schema(graph)
+    assert schema_status(graph).missing == []
+
+
+def test_wrong_password_is_a_clear_error(settings: Settings, stack: object) -> None:
+    wrong = settings.model_copy(update={"neo4j_password": SecretStr("not-the-password")})
+    with pytest.raises(GraphStoreError, match="authentication failed"):
+        GraphStore.connect(wrong, retry_s=0)
+
+
+def test_unreachable_server_is_a_clear_error(settings: Settings) -> None:
+    nowhere = settings.model_copy(update={"neo4j_uri": "bolt://127.0.0.1:1"})
+    with pytest.raises(GraphStoreError, match="unreachable"):
+        GraphStore.connect(nowhere, retry_s=0)
+
+
+def test_server_side_timeout_stops_a_runaway_query(settings: Settings, stack: object) -> None:
+    quick = settings.model_copy(update={"neo4j_tx_timeout_s": 1.0})
+    with GraphStore.connect(quick) as store, pytest.raises(GraphStoreError, match="(?i)timeout|terminated"):
+        store.read("UNWIND range(1, 100000000) AS a UNWIND range(1, 100) AS b RETURN count(*) AS n")

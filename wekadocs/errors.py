@@ -1,0 +1,80 @@
+"""One error tree for the whole service.
+
+Adapters translate driver exceptions into these at a single seam (``raise ...
+from exc``), so callers, the CLI and the MCP/HTTP handlers only ever match on
+our classes. Every error carries a message a user can act on.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WekadocsError",
+    "SettingsError",
+    "ServiceError",
+    "ServiceStartError",
+    "MissingToolError",
+    "StoreError",
+    "GraphStoreError",
+    "VectorStoreError",
+    "VectorStoreUnavailable",
+    "CollectionNotFound",
+]
+
+
+class WekadocsError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class SettingsError(WekadocsError):
+    """Settings are invalid; the message names each offending setting."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = [f"  {name}: {why}" for name, why in problems]
+        super().__init__("invalid settings:\n" + "\n".join(lines))
+
+
+class ServiceError(WekadocsError):
+    """A local service (Neo4j, Redis) could not be managed."""
+
+
+class ServiceStartError(ServiceError):
+    """A service did not come up; the message names its log file."""
+
+    def __init__(self, service: str, reason: str, log_file: str | None = None) -> None:
+        self.service = service
+        self.log_file = log_file
+        where = f" (see {log_file})" if log_file else ""
+        super().__init__(f"{service} did not start: {reason}{where}")
+
+
+class MissingToolError(ServiceError):
+    """A program a service needs (java, mvn, redis-server) is not installed."""
+
+    def __init__(self, tool: str, hint: str) -> None:
+        self.tool = tool
+        super().__init__(f"{tool} is not installed or not on PATH: {hint}")
+
+
+class StoreError(WekadocsError):
+    """A store (graph, vectors, cache) rejected or failed an operation."""
+
+
+class GraphStoreError(StoreError):
+    """Neo4j failed or refused an operation."""
+
+
+class VectorStoreError(StoreError):
+    """The vector store failed or refused an operation."""
+
+
+class VectorStoreUnavailable(VectorStoreError):
+    """The vector store cannot be reached; callers may degrade gracefully."""
+
+
+class CollectionNotFound(VectorStoreError):
+    """A collection or alias does not exist."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"vector collection or alias {name!r} does not exist")

@@ -1,0 +1,110 @@
+"""The graph's constraints, indexes and ``SchemaVersion`` singleton.
+
+Every statement uses ``IF NOT EXISTS`` so ``apply`` can run at every start:
+a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import LiteralString
+
+from wekadocs.graph_store import GraphStore
+from wekadocs.settings import SCHEMA_VERSION
+
+__all__ = ["ENTITY_LABELS", "NODE_LABELS", "SchemaStatus", "apply_schema", "schema_status"]
+
+# Domain entities extracted from sections; each is keyed by a deterministic id.
+ENTITY_LABELS: tuple[LiteralString, ...] = (
+    "Command",
+    "Configuration",
+    "Procedure",
+    "Error",
+    "Concept",
+    "Example",
+    "Step",
+    "Parameter",
+    "Component",
+)
+NODE_LABELS: tuple[LiteralString, ...] = ("Document", "Section", *ENTITY_LABELS)
+_UNIQUE_ID_LABELS: tuple[LiteralString, ...] = (*NODE_LABELS, "SchemaVersion")
+
+FULLTEXT_INDEX = "section_text"
+
+# (index name, label, property) for the lookups queries and ingestion make.
+_PROPERTY_INDEXES: tuple[tuple[LiteralString, LiteralString, LiteralString], ...] = (
+    ("document_source_uri", "Document", "source_uri"),
+    ("document_version", "Document", "version"),
+    ("section_document_id", "Section", "document_id"),
+    ("section_checksum", "Section", "checksum"),
+    ("section_anchor", "Section", "anchor"),
+    *((f"{label.lower()}_name", label, "name") for label in ENTITY_LABELS),
+)
+
+
+def _statements() -> list[LiteralString]:
+    statements: list[LiteralString] = []
+    for label in _UNIQUE_ID_LABELS:
+        statements.append(
+            "CREATE CONSTRAINT " + label.lower() + "_id IF NOT EXISTS "
+            "FOR (n:" + label + ") REQUIRE n.id IS UNIQUE"
+        )
+    for name, label, prop in _PROPERTY_INDEXES:
+        statements.append(
+            "CREATE INDEX " + name + " IF NOT EXISTS FOR (n:" + label + ") ON (n." + prop + ")"
+        )
+    statements.append(
+        "CREATE FULLTEXT INDEX " + FULLTEXT_INDEX + " IF NOT EXISTS "
+        "FOR (n:Section) ON EACH [n.title, n.text]"
+    )
+    return statements
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What the database holds now."""
+
+    schema_version: str | None
+    constraints: list[dict[str, object]] = field(default_factory=list)
+    indexes: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        """Names this code expects that the database lacks."""
+        present = {str(c["name"]) for c in self.constraints} | {str(i["name"]) for i in self.indexes}
+        expected = [f"{label.lower()}_id" for label in _UNIQUE_ID_LABELS]
+        expected += [name for name, _, _ in _PROPERTY_INDEXES] + [FULLTEXT_INDEX]
+        return [name for name in expected if name not in present]
+
+
+def apply_schema(graph: GraphStore) -> SchemaStatus:
+    """Create what is missing, wait for indexes to come online, record the version."""
+    for statement in _statements():
+        graph.write(statement)
+    graph.write("CALL db.awaitIndexes(300)")
+    graph.write(
+        "MERGE (v:SchemaVersion {id: 'schema'}) "
+        "ON CREATE SET v.version = $version, v.created_at = datetime() "
+        "WITH v WHERE v.version <> $version "
+        "SET v.version = $version, v.migrated_at = datetime()",
+        version=SCHEMA_VERSION,
+    )
+    return schema_status(graph)
+
+
+def schema_status(graph: GraphStore) -> SchemaStatus:
+    constraints = graph.read(
+        "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties "
+        "RETURN name, type, labelsOrTypes AS labels, properties ORDER BY name"
+    )
+    indexes = graph.read(
+        "SHOW INDEXES YIELD name, type, labelsOrTypes, properties, state, owningConstraint "
+        "WHERE owningConstraint IS NULL AND type <> 'LOOKUP' "
+        "RETURN name, type, labelsOrTypes AS labels, properties, state ORDER BY name"
+    )
+    version = graph.read("MATCH (v:SchemaVersion {id: 'schema'}) RETURN v.version AS version")
+    return SchemaStatus(
+        schema_version=str(version[0]["version"]) if version else None,
+        constraints=constraints,
+        indexes=indexes,
+    )

@@ -1,0 +1,124 @@
+"""Neo4j access: one driver, read/write helpers, driver errors translated once.
+
+Every statement runs with a server-side transaction timeout, so a runaway
+query is stopped by Neo4j itself rather than by a client that gave up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, LiteralString
+
+import neo4j
+from neo4j import exceptions as neo4j_errors
+
+from wekadocs.errors import GraphStoreError
+from wekadocs.settings import Settings
+
+__all__ = ["GraphStore"]
+
+
+class GraphStore:
+    """A thin, explicit wrapper around a ``neo4j.Driver``.
+
+    Args:
+        driver: a ready driver; the store closes it in ``close()``.
+        database: the database every statement runs against.
+        tx_timeout_s: server-side timeout applied to each transaction.
+    """
+
+    def __init__(self, driver: neo4j.Driver, database: str, tx_timeout_s: float) -> None:
+        self._driver = driver
+        self._database = database
+        self._timeout = tx_timeout_s
+        self.uri = ""
+
+    @classmethod
+    def connect(cls, settings: Settings, *, retry_s: float = 30.0) -> GraphStore:
+        """Open a driver from settings and check that the server answers.
+
+        ``retry_s`` bounds how long the driver retries a transaction on
+        transient errors; probes pass 0 to fail fast and retry on their own.
+        """
+        auth = (settings.neo4j_user, settings.neo4j_password.get_secret_value())
+        with _translated(f"connecting to Neo4j at {settings.bolt_uri}"):
+            driver = neo4j.GraphDatabase.driver(
+                settings.bolt_uri,
+                auth=auth,
+                connection_timeout=5,
+                max_connection_lifetime=3600,
+                max_transaction_retry_time=retry_s,
+            )
+        store = cls(driver, settings.neo4j_database, settings.neo4j_tx_timeout_s)
+        store.uri = settings.bolt_uri
+        try:
+            store.read("RETURN 1 AS ok")
+        except GraphStoreError:
+            driver.close()
+            raise
+        return store
+
+    def read(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
+        """Run a read-only statement (routed to readers in a cluster)."""
+        return self._run(cypher, params, neo4j.RoutingControl.READ)
+
+    def write(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
+        """Run a statement that may write, in its own transaction."""
+        return self._run(cypher, params, neo4j.RoutingControl.WRITE)
+
+    def run_in_system(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
+        """Run an administration statement against the ``system`` database."""
+        query = neo4j.Query(cypher, timeout=self._timeout)
+        with _translated(f"running {_first_line(cypher)!r} on system"):
+            records, _, _ = self._driver.execute_query(query, params, database_="system")
+        return [record.data() for record in records]
+
+    def server_info(self) -> dict[str, str]:
+        """Name, version and edition of the connected server."""
+        rows = self.read(
+            "CALL dbms.components() YIELD name, versions, edition "
+            "RETURN name, versions[0] AS version, edition"
+        )
+        return {k: str(v) for k, v in rows[0].items()} if rows else {}
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(
+        self, cypher: LiteralString, params: dict[str, Any], routing: neo4j.RoutingControl
+    ) -> list[dict[str, Any]]:
+        query = neo4j.Query(cypher, timeout=self._timeout)
+        with _translated(f"running {_first_line(cypher)!r}"):
+            records, _, _ = self._driver.execute_query(
+                query, params, routing_=routing, database_=self._database
+            )
+        return [record.data() for record in records]
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The one place Neo4j driver errors become ``GraphStoreError``."""
+    try:
+        yield
+    except neo4j_errors.AuthError as exc:
+        raise GraphStoreError(f"{action}: authentication failed ({exc.message})") from exc
+    except neo4j_errors.ServiceUnavailable as exc:
+        raise GraphStoreError(f"{action}: Neo4j is unreachable ({exc})") from exc
+    except neo4j_errors.Neo4jError as exc:
+        raise GraphStoreError(f"{action}: {exc.code}: {exc.message}") from exc
+    except neo4j_errors.DriverError as exc:
+        raise GraphStoreError(f"{action}: {exc}") from exc
+    except ValueError as exc:  # malformed URI and the like
+        raise GraphStoreError(f"{action}: {exc}") from exc
+
+
+def _first_line(cypher: str) -> str:
+    line = cypher.strip().splitlines()[0] if cypher.strip() else ""
+    return line[:80]

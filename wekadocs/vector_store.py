@@ -1,0 +1,146 @@
+"""The vector store interface, its value types, and the factory.
+
+Two engines implement it (the qdrant-client pattern: one interface, a factory
+that picks an engine from settings):
+
+* ``QdrantClientStore`` — a Qdrant server (``QDRANT_URL``), or qdrant-client's
+  local mode on disk (``vector_engine: local``, brute force, kept for comparison).
+* ``QdrantEdgeStore`` — Qdrant's engine in-process on disk (the embedded default).
+
+Both embedded engines allow one owner per folder, so in a Ray application one
+actor holds the store and everyone else talks to it (see ``cluster/vector_owner.py``).
+
+Readers search an *alias*; a re-embed writes a new collection and switches the
+alias in one step, so queries never see a half-built collection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wekadocs.settings import Settings
+
+__all__ = [
+    "VectorPoint",
+    "VectorHit",
+    "Where",
+    "VectorStore",
+    "point_uuid",
+    "open_vector_store",
+    "INDEXED_PAYLOAD_KEYS",
+]
+
+# Equality filters on payload keys; a list value means "any of these".
+Where = dict[str, str | int | bool | list[str] | list[int]]
+
+# Payload keys filters use; engines that support payload indexes index them.
+INDEXED_PAYLOAD_KEYS = ("version", "document_id", "source", "checksum", "path")
+
+
+def point_uuid(point_id: str) -> str:
+    """Qdrant ids are UUIDs or integers; ours are SHA-256 hex, so take 128 bits."""
+    return str(uuid.UUID(hex=point_id[:32]))
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    """A vector and its payload. ``id`` is our deterministic (hex) id."""
+
+    id: str
+    vector: Sequence[float]
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+    @classmethod
+    def from_payload(cls, score: float, payload: dict[str, Any] | None) -> VectorHit:
+        """Engines store our id in the payload (their own ids are UUIDs)."""
+        rest = dict(payload or {})
+        return cls(id=str(rest.pop("id", "")), score=float(score), payload=rest)
+
+
+class VectorStore(ABC):
+    """What the pipelines and the query engine need from a vector store."""
+
+    engine: str = ""
+
+    @abstractmethod
+    def create_collection(self, name: str, dims: int) -> bool:
+        """Create ``name`` with cosine distance; False if it already existed."""
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> bool:
+        """Delete ``name`` and its vectors; False if it did not exist."""
+
+    @abstractmethod
+    def collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` atomically (create or switch)."""
+
+    @abstractmethod
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it points at."""
+
+    def resolve(self, name: str) -> str:
+        """The collection behind ``name`` (an alias or a collection name)."""
+        return self.aliases().get(name, name)
+
+    @abstractmethod
+    def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None: ...
+
+    @abstractmethod
+    def delete(self, collection: str, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, collection: str, where: Where) -> None: ...
+
+    @abstractmethod
+    def search(
+        self,
+        collection: str,
+        vector: Sequence[float],
+        top_k: int,
+        where: Where | None = None,
+    ) -> list[VectorHit]: ...
+
+    @abstractmethod
+    def count(self, collection: str, where: Where | None = None) -> int: ...
+
+    @abstractmethod
+    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
+        """Every point's id (ours, not Qdrant's), for reconciliation."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_vector_store(settings: Settings) -> VectorStore:
+    """A Qdrant server when ``QDRANT_URL`` is set, else the embedded engine."""
+    if settings.qdrant_url:
+        from wekadocs.qdrant_client_store import QdrantClientStore
+
+        return QdrantClientStore.remote(settings)
+    if settings.vector_engine == "local":
+        from wekadocs.qdrant_client_store import QdrantClientStore
+
+        return QdrantClientStore.local(settings.vectors_dir)
+    from wekadocs.qdrant_edge_store import QdrantEdgeStore
+
+    return QdrantEdgeStore(settings.vectors_dir)
