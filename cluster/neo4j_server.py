@@ -14,7 +14,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from cluster.processes import port_is_free
 from wekadocs.errors import MissingToolError, ServiceStartError
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import Settings
@@ -78,9 +77,9 @@ class Neo4jServer:
     def address(self) -> str:
         return self.settings.bolt_uri
 
-    @property
-    def port(self) -> int:
-        return self.settings.neo4j_port
+    def ports(self) -> dict[str, int]:
+        """Setting name -> port this server listens on."""
+        return {"neo4j_port": self.settings.neo4j_port}
 
     @property
     def marker(self) -> str:
@@ -177,14 +176,6 @@ class Neo4jServer:
             )
 
     # --- running ------------------------------------------------------------
-
-    def check_port(self) -> None:
-        if not port_is_free(self.port):
-            raise ServiceStartError(
-                self.name,
-                f"port {self.port} on 127.0.0.1 is taken by another process; "
-                "choose another with WEKADOCS_NEO4J_PORT",
-            )
 
     def command(self) -> list[str]:
         heap = self.settings.neo4j_heap

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from cluster.processes import free_port, port_is_free
+from cluster.processes import free_port
 from wekadocs.errors import MissingToolError, ServiceStartError
 from wekadocs.settings import Settings
 
@@ -60,17 +60,13 @@ class RayHead:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         ray_auth_token(generate=True)
 
-    def check_port(self) -> None:
+    def ports(self) -> dict[str, int]:
         s = self.settings
-        for setting, port in (
-            ("WEKADOCS_RAY_PORT", s.ray_port),
-            ("WEKADOCS_RAY_DASHBOARD_PORT", s.ray_dashboard_port),
-            ("WEKADOCS_RAY_CLIENT_PORT", s.ray_client_port),
-        ):
-            if not port_is_free(port):
-                raise ServiceStartError(
-                    self.name, f"port {port} is taken by another process; choose another with {setting}"
-                )
+        return {
+            "ray_port": s.ray_port,
+            "ray_dashboard_port": s.ray_dashboard_port,
+            "ray_client_port": s.ray_client_port,
+        }
 
     def command(self) -> list[str]:
         s = self.settings

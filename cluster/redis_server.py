@@ -10,8 +10,7 @@ import shutil
 
 import redis
 
-from cluster.processes import port_is_free
-from wekadocs.errors import MissingToolError, ServiceStartError
+from wekadocs.errors import MissingToolError
 from wekadocs.settings import Settings
 
 __all__ = ["RedisServer"]
@@ -36,9 +35,8 @@ class RedisServer:
     def address(self) -> str:
         return self.settings.effective_redis_url
 
-    @property
-    def port(self) -> int:
-        return self.settings.redis_port
+    def ports(self) -> dict[str, int]:
+        return {"redis_port": self.settings.redis_port}
 
     @property
     def marker(self) -> str:
@@ -68,14 +66,6 @@ class RedisServer:
             "maxmemory-policy noeviction",
         ]
         return "\n".join(lines) + "\n"
-
-    def check_port(self) -> None:
-        if not port_is_free(self.port):
-            raise ServiceStartError(
-                self.name,
-                f"port {self.port} on 127.0.0.1 is taken by another process; "
-                "choose another with WEKADOCS_REDIS_PORT",
-            )
 
     def command(self) -> list[str]:
         return [_require_redis_server(), str(self.config_file)]

@@ -35,7 +35,7 @@ class LocalServer(Protocol):
     @property
     def marker(self) -> str: ...
     def prepare(self) -> None: ...
-    def check_port(self) -> None: ...
+    def ports(self) -> dict[str, int]: ...
     def command(self) -> list[str]: ...
     def env(self) -> dict[str, str]: ...
     def probe(self) -> str: ...
@@ -116,12 +116,22 @@ def _up_one(settings: Settings, server: LocalServer) -> ServiceReport:
     if current.pid:  # ours, alive, but not answering yet (e.g. another `up` is starting it)
         return _await(settings, server, current.pid, started=False)
     server.prepare()
-    server.check_port()
+    _require_free_ports(server)
     pid = processes.spawn(server.command(), log_file=server.log_file, env=server.env())
     _write_state(settings, server.name, {"pid": pid, "address": server.address,
                                          "log_file": str(server.log_file),
                                          "started_at": time.time()})
     return _await(settings, server, pid, started=True)
+
+
+def _require_free_ports(server: LocalServer) -> None:
+    for setting, port in server.ports().items():
+        if not processes.port_is_free(port):
+            raise ServiceStartError(
+                server.name,
+                f"port {port} on 127.0.0.1 is taken by another process; "
+                f"choose another with {Settings.env_name(setting)}",
+            )
 
 
 def _await(settings: Settings, server: LocalServer, pid: int, *, started: bool) -> ServiceReport:
