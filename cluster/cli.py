@@ -237,6 +237,37 @@ def vectors_status(ctx: click.Context, as_json: bool) -> None:
     _emit(as_json, payload, [f"{k}: {v}" for k, v in payload.items()])
 
 
+# --- ingestion ---------------------------------------------------------------------
+
+
+@cli.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--version", "version", default="latest", show_default=True,
+              help="Documentation version these files are (e.g. 4.4).")
+@click.option("--source", default=None, help="Source name (default: the folder's name).")
+@click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the counts.")
+@click.pass_context
+@_reports_errors
+def ingest(ctx: click.Context, path: Path, version: str, source: str | None, as_json: bool) -> None:
+    """Ingest a folder of Markdown/HTML: only what changed is re-written and re-embedded."""
+    from cluster.jobs import run_ingest
+
+    report = run_ingest(_settings(ctx), path.resolve(), source or path.resolve().name, version,
+                        progress=not as_json)
+    payload = report.as_dict()
+    lines = [
+        f"{report.source} {report.version}: {report.documents_seen} documents seen, "
+        f"{report.documents_changed} changed, {report.documents_deleted} deleted",
+        f"sections: {report.sections_written} written, {report.sections_deleted} deleted; "
+        f"entities written: {report.entities_written}",
+        f"embeddings: {report.embeddings_computed} computed, {report.embeddings_reused} reused; "
+        f"vectors: {report.vectors_upserted} upserted, {report.vectors_deleted} deleted",
+        f"{report.seconds:.1f} s",
+    ]
+    lines += [f"error: {e['error']}" for e in report.errors]
+    _emit(as_json, payload, lines)
+
+
 def main() -> None:
     # Before any command imports Ray: Ray reads the auth mode at import time.
     os.environ.setdefault("RAY_AUTH_MODE", "token")

@@ -66,6 +66,7 @@ class RayHead:
             "ray_port": s.ray_port,
             "ray_dashboard_port": s.ray_dashboard_port,
             "ray_client_port": s.ray_client_port,
+            "ray_metrics_port": s.ray_metrics_port,
         }
 
     def command(self) -> list[str]:
@@ -83,7 +84,7 @@ class RayHead:
             f"--ray-client-server-port={s.ray_client_port}",
             # Fixed defaults would collide with a second head on the same machine.
             f"--dashboard-agent-listen-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            f"--metrics-export-port={s.ray_metrics_port}",
             f"--object-store-memory={s.ray_object_store_mb * 1024 * 1024}",
             self.marker,
         ]

@@ -94,6 +94,9 @@ class ActorVectorStore(VectorStore):
     def count(self, collection: str, where: Where | None = None) -> int:
         return int(self._call("count", collection, where))
 
+    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
+        return dict(self._call("vectors_for_checksums", collection, list(checksums)))
+
     def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
         return iter(self._call("scroll_ids", collection, where))
 

@@ -34,6 +34,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "ray_port": free_port(),
         "ray_dashboard_port": free_port(),
         "ray_client_port": free_port(),
+        "ray_metrics_port": free_port(),
         "ray_num_cpus": 2,
         "ray_object_store_mb": 512,
         "neo4j_heap": "1g",

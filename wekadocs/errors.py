@@ -18,6 +18,7 @@ __all__ = [
     "VectorStoreError",
     "VectorStoreUnavailable",
     "CollectionNotFound",
+    "ParseError",
 ]
 
 
@@ -78,3 +79,12 @@ class CollectionNotFound(VectorStoreError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"vector collection or alias {name!r} does not exist")
+
+
+class ParseError(WekadocsError):
+    """One input file could not be parsed; the run goes on without it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")

@@ -12,7 +12,15 @@ from typing import LiteralString
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import SCHEMA_VERSION
 
-__all__ = ["ENTITY_LABELS", "NODE_LABELS", "SchemaStatus", "apply_schema", "schema_status"]
+__all__ = [
+    "ENTITY_LABELS",
+    "NODE_LABELS",
+    "DERIVED_EDGE_TYPES",
+    "SCOPED_LABELS",
+    "SchemaStatus",
+    "apply_schema",
+    "schema_status",
+]
 
 # Domain entities extracted from sections; each is keyed by a deterministic id.
 ENTITY_LABELS: tuple[LiteralString, ...] = (
@@ -29,6 +37,23 @@ ENTITY_LABELS: tuple[LiteralString, ...] = (
 NODE_LABELS: tuple[LiteralString, ...] = ("Document", "Section", *ENTITY_LABELS)
 _UNIQUE_ID_LABELS: tuple[LiteralString, ...] = (*NODE_LABELS, "SchemaVersion")
 
+# Edges derived from a section's text; each carries derived_from_section_id,
+# indexed so re-writing a section can drop exactly the edges it produced.
+DERIVED_EDGE_TYPES: tuple[LiteralString, ...] = (
+    "CONTAINS_STEP",
+    "HAS_PARAMETER",
+    "EXECUTES",
+    "RESOLVES",
+    "REQUIRES",
+    "RELATED_TO",
+    "LINKS_TO",
+    "AFFECTS",
+    "DEPENDS_ON",
+    "EQUIVALENT_TO",
+)
+# Entities that belong to one section and are deleted with it.
+SCOPED_LABELS: tuple[LiteralString, ...] = ("Procedure", "Step", "Example")
+
 FULLTEXT_INDEX = "section_text"
 
 # (index name, label, property) for the lookups queries and ingestion make.
@@ -39,6 +64,7 @@ _PROPERTY_INDEXES: tuple[tuple[LiteralString, LiteralString, LiteralString], ...
     ("section_checksum", "Section", "checksum"),
     ("section_anchor", "Section", "anchor"),
     *((f"{label.lower()}_name", label, "name") for label in ENTITY_LABELS),
+    *((f"{label.lower()}_scope", label, "scope_section_id") for label in SCOPED_LABELS),
 )
 
 
@@ -52,6 +78,11 @@ def _statements() -> list[LiteralString]:
     for name, label, prop in _PROPERTY_INDEXES:
         statements.append(
             "CREATE INDEX " + name + " IF NOT EXISTS FOR (n:" + label + ") ON (n." + prop + ")"
+        )
+    for edge in DERIVED_EDGE_TYPES:
+        statements.append(
+            "CREATE INDEX " + edge.lower() + "_derived IF NOT EXISTS "
+            "FOR ()-[r:" + edge + "]-() ON (r.derived_from_section_id)"
         )
     statements.append(
         "CREATE FULLTEXT INDEX " + FULLTEXT_INDEX + " IF NOT EXISTS "
@@ -74,6 +105,7 @@ class SchemaStatus:
         present = {str(c["name"]) for c in self.constraints} | {str(i["name"]) for i in self.indexes}
         expected = [f"{label.lower()}_id" for label in _UNIQUE_ID_LABELS]
         expected += [name for name, _, _ in _PROPERTY_INDEXES] + [FULLTEXT_INDEX]
+        expected += [f"{edge.lower()}_derived" for edge in DERIVED_EDGE_TYPES]
         return [name for name in expected if name not in present]
 
 

@@ -67,6 +67,17 @@ class GraphStore:
         """Run a statement that may write, in its own transaction."""
         return self._run(cypher, params, neo4j.RoutingControl.WRITE)
 
+    def write_all(self, statements: list[tuple[LiteralString, dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+        """Run statements in one transaction: all of them take effect, or none."""
+
+        def work(tx: neo4j.ManagedTransaction) -> list[list[dict[str, Any]]]:
+            return [[record.data() for record in tx.run(cypher, params)] for cypher, params in statements]
+
+        first = statements[0][0] if statements else ""
+        with _translated(f"writing a batch starting {_first_line(first)!r}"):
+            with self._driver.session(database=self._database) as session:
+                return session.execute_write(_with_timeout(work, self._timeout))
+
     def run_in_system(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
         """Run an administration statement against the ``system`` database."""
         query = neo4j.Query(cypher, timeout=self._timeout)
@@ -117,6 +128,10 @@ def _translated(action: str) -> Iterator[None]:
         raise GraphStoreError(f"{action}: {exc}") from exc
     except ValueError as exc:  # malformed URI and the like
         raise GraphStoreError(f"{action}: {exc}") from exc
+
+
+def _with_timeout(work: Any, timeout: float) -> Any:
+    return neo4j.unit_of_work(timeout=timeout)(work)
 
 
 def _first_line(cypher: str) -> str:

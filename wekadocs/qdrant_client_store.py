@@ -137,6 +137,26 @@ class QdrantClientStore(VectorStore):
             )
         return int(result.count)
 
+    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        wanted = list(dict.fromkeys(checksums))
+        for start in range(0, len(wanted), _SCROLL_PAGE):
+            chunk = wanted[start:start + _SCROLL_PAGE]
+            offset = None
+            while True:
+                with _translated(f"reading vectors of {collection!r}", collection):
+                    records, offset = self._client.scroll(
+                        collection, scroll_filter=_filter({"checksum": chunk}), limit=_SCROLL_PAGE,
+                        offset=offset, with_payload=["checksum"], with_vectors=True,
+                    )
+                for record in records:
+                    key = str((record.payload or {}).get("checksum", ""))
+                    if key and key not in found and record.vector is not None:
+                        found[key] = [float(x) for x in record.vector]  # type: ignore[union-attr]
+                if offset is None:
+                    break
+        return found
+
     def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
         offset = None
         while True:

@@ -150,6 +150,27 @@ class QdrantEdgeStore(VectorStore):
         with self._lock, _translated(f"counting {collection!r}"):
             return int(self._shard(collection).count(request))
 
+    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
+        found: dict[str, list[float]] = {}
+        wanted = list(dict.fromkeys(checksums))
+        for start in range(0, len(wanted), _SCROLL_PAGE):
+            chunk = wanted[start:start + _SCROLL_PAGE]
+            offset = None
+            while True:
+                request = qe.ScrollRequest(
+                    offset=offset, limit=_SCROLL_PAGE, filter=_filter({"checksum": chunk}),
+                    with_payload=["checksum"], with_vector=True,
+                )
+                with self._lock, _translated(f"reading vectors of {collection!r}"):
+                    records, offset = self._shard(collection).scroll(request)
+                for record in records:
+                    key = str((record.payload or {}).get("checksum", ""))
+                    if key and key not in found:
+                        found[key] = _dense(record.vector)
+                if offset is None:
+                    break
+        return found
+
     def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
         offset = None
         while True:
@@ -214,6 +235,13 @@ def _filter(where: Where) -> qe.Filter:
         conditions.append(qe.FieldCondition(key, match=match))
     return qe.Filter(must=conditions)
 
+
+
+def _dense(vector: object) -> list[float]:
+    """Edge returns the unnamed vector either bare or under the name ""."""
+    if isinstance(vector, dict):
+        vector = vector.get("") or next(iter(vector.values()))
+    return [float(x) for x in vector]  # type: ignore[union-attr]
 
 
 @contextmanager

@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     ray_client_port: int = Field(10001, description="Ray Client port of our own Ray head")
     ray_num_cpus: int | None = Field(None, description="CPUs our Ray head offers; unset = all")
     ray_object_store_mb: int = Field(2048, description="object store of our own Ray head")
+    ray_metrics_port: int = Field(8090, description="Prometheus metrics of our own Ray head")
 
     # --- Embeddings --------------------------------------------------------
     embedding_model: str = Field(
@@ -112,6 +113,16 @@ class Settings(BaseSettings):
     )
     embedding_dims: int = 384
     embedding_version: str = Field("minilm-l6-v2.1", description="bump to re-embed everything")
+    embedding_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to embed")
+    embedding_batch_size: int = Field(32, description="texts per forward pass")
+    embedding_actors: int = Field(1, description="embedding actors in the Ray Data pool")
+
+    # --- Ingestion ---------------------------------------------------------
+    section_token_budget: int = Field(
+        256, description="split sections longer than this (MiniLM reads 256 word pieces)"
+    )
+    max_file_mb: float = Field(5.0, description="larger files are refused with a per-file error")
+    write_batch_documents: int = Field(16, description="documents per graph transaction")
 
     start_timeout_s: float = Field(120.0, description="how long `services up` waits for each")
 
@@ -133,7 +144,9 @@ class Settings(BaseSettings):
     def _check_qdrant_url(cls, value: str | None) -> str | None:
         return _check_url(value, {"http", "https"})
 
-    @field_validator("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port")
+    @field_validator(
+        "neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port"
+    )
     @classmethod
     def _check_port(cls, value: int) -> int:
         if not 1 <= value <= 65535:
@@ -147,18 +160,21 @@ class Settings(BaseSettings):
             raise ValueError("must be a size such as 512m or 2g")
         return value.lower()
 
-    @field_validator("embedding_dims")
+    @field_validator(
+        "embedding_dims", "embedding_batch_size", "embedding_actors", "section_token_budget",
+        "write_batch_documents",
+    )
     @classmethod
-    def _check_dims(cls, value: int) -> int:
+    def _check_count(cls, value: int) -> int:
         if value <= 0:
-            raise ValueError("must be a positive number of dimensions")
+            raise ValueError("must be a positive number")
         return value
 
-    @field_validator("neo4j_tx_timeout_s", "start_timeout_s")
+    @field_validator("neo4j_tx_timeout_s", "start_timeout_s", "max_file_mb")
     @classmethod
     def _check_positive(cls, value: float) -> float:
         if value <= 0:
-            raise ValueError("must be greater than 0 seconds")
+            raise ValueError("must be greater than 0")
         return value
 
     @field_validator("data_dir", "cache_dir")

@@ -118,6 +118,11 @@ class VectorStore(ABC):
     def count(self, collection: str, where: Where | None = None) -> int: ...
 
     @abstractmethod
+    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
+        """One stored vector per checksum found: content-addressed reuse, so a
+        text embedded once (in any version or page) is never embedded again."""
+
+    @abstractmethod
     def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
         """Every point's id (ours, not Qdrant's), for reconciliation."""
 

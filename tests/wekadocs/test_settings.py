@@ -64,6 +64,8 @@ def test_yaml_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pyt
         ("WEKADOCS_NEO4J_HEAP", "lots", "WEKADOCS_NEO4J_HEAP"),
         ("WEKADOCS_VECTOR_ENGINE", "faiss", "WEKADOCS_VECTOR_ENGINE"),
         ("WEKADOCS_EMBEDDING_DIMS", "0", "WEKADOCS_EMBEDDING_DIMS"),
+        ("WEKADOCS_SECTION_TOKEN_BUDGET", "-5", "WEKADOCS_SECTION_TOKEN_BUDGET"),
+        ("WEKADOCS_EMBEDDING_DEVICE", "tpu", "WEKADOCS_EMBEDDING_DEVICE"),
     ],
 )
 def test_invalid_settings_name_the_setting(

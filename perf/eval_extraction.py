@@ -1,0 +1,59 @@
+"""Extraction precision/recall per type on the hand-labelled samples.
+
+The rules were tuned on the first sample ("tuning"); the held-out sample was
+labelled afterwards on other files, so its figures are the honest ones.
+
+    .venv/bin/python perf/eval_extraction.py [--show-errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from pipelines.extract.evaluation import evaluate
+from wekadocs.embedder import TokenCounter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--show-errors", action="store_true", help="list false positives and misses")
+    args = parser.parse_args()
+    corpus = Path(os.environ.get("WEKADOCS_CORPUS", ROOT.parent / "shared" / "corpus" / "weka-docs")) / "4.4"
+    if not corpus.is_dir():
+        raise SystemExit(f"corpus not found at {corpus} (set WEKADOCS_CORPUS)")
+    data = ROOT / "tests" / "data"
+    counter = TokenCounter("all-MiniLM-L6-v2")
+    for sample, labels, scope in (
+        ("tuning", "extraction_labels.jsonl", "extraction_scope.json"),
+        ("held-out", "extraction_heldout.jsonl", "extraction_heldout_scope.json"),
+    ):
+        if not (data / labels).exists():
+            print(f"({sample} sample missing: {data / labels})")
+            continue
+        print(f"\n{sample} sample")
+        _report(evaluate(corpus, data / labels, data / scope, counter), args.show_errors)
+
+
+def _report(scores: dict, show_errors: bool) -> None:
+    print(f"{'type':<15}{'gold':>6}{'pred':>6}{'hit':>6}{'precision':>11}{'recall':>8}")
+    for s in scores.values():
+        print(f"{s.label:<15}{s.gold:>6}{s.predicted:>6}{s.correct:>6}{s.precision:>11.3f}{s.recall:>8.3f}")
+    total_gold = sum(s.gold for s in scores.values())
+    total_hit = sum(s.correct for s in scores.values())
+    total_pred = sum(s.predicted for s in scores.values())
+    print(f"{'all':<15}{total_gold:>6}{total_pred:>6}{total_hit:>6}"
+          f"{total_hit / max(total_pred, 1):>11.3f}{total_hit / max(total_gold, 1):>8.3f}")
+    if show_errors:
+        for s in scores.values():
+            for item in s.false_positives:
+                print(f"FP {s.label}: {item}")
+            for item in s.missed:
+                print(f"FN {s.label}: {item}")
+
+
+if __name__ == "__main__":
+    main()

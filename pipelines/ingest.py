@@ -1,0 +1,245 @@
+"""The ingestion job: a documentation tree -> graph + vectors, incrementally.
+
+1. Scan the tree; compare file checksums with the stored documents of this
+   source and version: unchanged files are not even read again.
+2. Parse and extract the changed files on Ray Data (an actor pool, so each
+   worker loads the tokenizer once); write them to Neo4j in batches, one
+   transaction per batch, re-writing only sections whose content or place
+   changed. Files that vanished are deleted with everything derived from them.
+3. Embed what has no vector yet, content-addressed: a (text checksum,
+   embedding version) pair embedded before, in any page or version, is reused
+   from the vector store; only new texts go through the Ray Data embedding
+   actors, globally sorted by length so batches pad little.
+4. Upsert the vectors, then mark the sections embedded. A crash between the
+   two leaves sections unmarked, and the next run finishes the job.
+
+A file that cannot be read or parsed is reported with its reason and left as
+it was in the stores; the rest of the run goes on.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from pipelines.embedding import EmbedBatch
+from pipelines.extract import extract_document
+from pipelines.metrics import IngestMetrics
+from pipelines.parse import parse_document
+from pipelines.source_tree import SourceFile, scan_tree
+from wekadocs.embedder import TokenCounter
+from wekadocs.errors import WekadocsError
+from wekadocs.graph_store import GraphStore
+from wekadocs.graph_writer import DocumentWrite, GraphWriter, WriteStats
+from wekadocs.model import embed_text
+from wekadocs.settings import Settings
+from wekadocs.vector_store import VectorPoint, VectorStore
+
+__all__ = ["IngestReport", "Ingestor", "ensure_collection"]
+
+_UPSERT_CHUNK = 512
+
+
+@dataclass
+class IngestReport:
+    source: str
+    version: str
+    documents_seen: int = 0
+    documents_changed: int = 0
+    documents_deleted: int = 0
+    sections_written: int = 0
+    sections_deleted: int = 0
+    entities_written: int = 0
+    embeddings_computed: int = 0
+    embeddings_reused: int = 0
+    vectors_upserted: int = 0
+    vectors_deleted: int = 0
+    seconds: float = 0.0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ParseAndExtract:
+    """Ray Data callable class: file -> pickled ``DocumentWrite`` or an error."""
+
+    def __init__(self, model_name: str, token_budget: int, max_bytes: int, source: str, version: str) -> None:
+        self.count_tokens = TokenCounter(model_name)
+        self.options = dict(token_budget=token_budget, max_bytes=max_bytes, source=source, version=version)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        try:
+            raw = Path(row["absolute"]).read_bytes()
+            parsed = parse_document(
+                raw, path=row["path"], source_uri=row["source_uri"], count_tokens=self.count_tokens,
+                **self.options,  # type: ignore[arg-type]
+            )
+            write = DocumentWrite(parsed, extract_document(parsed))
+            return {"path": row["path"], "payload": pickle.dumps(write), "error": ""}
+        except WekadocsError as exc:
+            return {"path": row["path"], "payload": b"", "error": str(exc)}
+        except OSError as exc:
+            return {"path": row["path"], "payload": b"", "error": f"{row['path']}: cannot read: {exc}"}
+        except RecursionError:
+            return {"path": row["path"], "payload": b"", "error": f"{row['path']}: nested too deeply to parse"}
+
+
+class Ingestor:
+    """Runs ingestion for one tree. Ray must be initialised by the caller."""
+
+    def __init__(self, settings: Settings, graph: GraphStore, vectors: VectorStore, *, progress: bool = True) -> None:
+        self.settings = settings
+        self.writer = GraphWriter(graph)
+        self.vectors = vectors
+        self.progress = progress
+
+    def run(self, root: Path, *, source: str, version: str) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(source=source, version=version)
+        metrics = IngestMetrics()
+        tags = {"source": source}
+        ray.data.DataContext.get_current().enable_progress_bars = self.progress
+        collection = ensure_collection(self.settings, self.vectors)
+
+        files, read_errors = scan_tree(root)
+        report.errors += [{"path": p, "error": f"{p}: {why}"} for p, why in read_errors]
+        report.documents_seen = len(files) + len(read_errors)
+        stored = self.writer.documents(source, version)
+        present = {f.path for f in files} | {p for p, _ in read_errors}
+        changed = [f for f in files if stored.get(f.path, ("", ""))[1] != f.checksum]
+
+        stats = WriteStats()
+        for write_batch in self._parsed_batches(root, changed, source, version, report):
+            batch_started = time.perf_counter()
+            states = self.writer.section_states([w.parsed.document.id for w in write_batch])
+            stats.add(self.writer.write(write_batch, states, _run_id()))
+            metrics.batch_seconds.observe(time.perf_counter() - batch_started, tags={**tags, "stage": "graph"})
+        gone = [doc_id for path, (doc_id, _) in stored.items() if path not in present]
+        stats.add(self.writer.delete_documents(gone))
+        self.writer.delete_orphan_entities()
+
+        if stats.deleted_section_ids:
+            for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
+                self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
+        report.vectors_deleted = len(stats.deleted_section_ids)
+        report.documents_changed = stats.documents_written
+        report.documents_deleted = stats.documents_deleted
+        report.sections_written = stats.sections_written
+        report.sections_deleted = stats.sections_deleted
+        report.entities_written = stats.entities_written
+
+        self._embed(collection, report, metrics, tags)
+        report.errors.sort(key=lambda e: e["path"])
+        report.seconds = round(time.perf_counter() - started, 3)
+        if report.errors:
+            metrics.failures.inc(len(report.errors), tags=tags)
+        for outcome, count in (("written", report.documents_changed), ("deleted", report.documents_deleted)):
+            if count:
+                metrics.documents.inc(count, tags={**tags, "outcome": outcome})
+        for outcome, count in (("written", report.sections_written), ("deleted", report.sections_deleted)):
+            if count:
+                metrics.sections.inc(count, tags={**tags, "outcome": outcome})
+        if report.embeddings_computed:
+            metrics.embeddings.inc(report.embeddings_computed, tags=tags)
+        return report
+
+    # --- stages --------------------------------------------------------------------
+
+    def _parsed_batches(
+        self, root: Path, changed: list[SourceFile], source: str, version: str, report: IngestReport
+    ):  # type: ignore[no-untyped-def]
+        """Parse/extract on Ray Data; yield batches of DocumentWrite as they come."""
+        if not changed:
+            return
+        s = self.settings
+        rows = [{"path": f.path, "absolute": f.absolute, "source_uri": Path(f.absolute).as_uri()} for f in changed]
+        dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 64)).map(
+            ParseAndExtract,
+            fn_constructor_kwargs=dict(
+                model_name=s.embedding_model, token_budget=s.section_token_budget,
+                max_bytes=int(s.max_file_mb * 1_000_000), source=source, version=version,
+            ),
+            concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)))),
+        )
+        batch: list[DocumentWrite] = []
+        for row in dataset.iter_rows():
+            if row["error"]:
+                report.errors.append({"path": row["path"], "error": row["error"]})
+                continue
+            batch.append(pickle.loads(row["payload"]))
+            if len(batch) >= s.write_batch_documents:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _embed(self, collection: str, report: IngestReport, metrics: IngestMetrics, tags: dict[str, str]) -> None:
+        s = self.settings
+        pending = self.writer.sections_needing_vectors(s.embedding_version)
+        if not pending:
+            return
+        texts = {row["checksum"]: embed_text(row["trail"] or [], row["text"] or "") for row in pending}
+        reused = self.vectors.vectors_for_checksums(collection, list(texts))
+        missing = sorted(((c, t) for c, t in texts.items() if c not in reused), key=lambda ct: -len(ct[1]))
+        computed = self._compute(missing, metrics, tags) if missing else {}
+        report.embeddings_computed = len(computed)
+        report.embeddings_reused = len(texts) - len(missing)
+        vectors = {**reused, **computed}
+        for start in range(0, len(pending), _UPSERT_CHUNK):
+            chunk = pending[start:start + _UPSERT_CHUNK]
+            points = [VectorPoint(
+                id=row["id"],
+                vector=vectors[row["checksum"]],
+                payload={"document_id": row["document_id"], "version": row["version"],
+                         "source": row["source"], "path": row["path"], "checksum": row["checksum"]},
+            ) for row in chunk]
+            self.vectors.upsert(collection, points)
+            self.writer.mark_embedded([row["id"] for row in chunk], s.embedding_version)
+            report.vectors_upserted += len(points)
+
+    def _compute(self, missing: list[tuple[str, str]], metrics: IngestMetrics, tags: dict[str, str]) -> dict[str, list[float]]:
+        s = self.settings
+        use_gpu = s.embedding_device == "cuda" or (
+            s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
+        )
+        threads = 0 if use_gpu else max(1, int(ray.cluster_resources().get("CPU", 1)) // s.embedding_actors)
+        dataset = ray.data.from_items(
+            [{"checksum": c, "text": t} for c, t in missing],
+            override_num_blocks=max(1, min(len(missing) // 256, 64)),
+        ).map_batches(
+            EmbedBatch,
+            fn_constructor_kwargs=dict(model_name=s.embedding_model, batch_size=s.embedding_batch_size,
+                                       device="cuda" if use_gpu else "cpu", threads=threads),
+            batch_size=s.embedding_batch_size * 8,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
+            num_gpus=1 if use_gpu else 0,
+        )
+        computed: dict[str, list[float]] = {}
+        last = time.perf_counter()
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for checksum, vector in zip(batch["checksum"], batch["vector"]):
+                computed[str(checksum)] = vector.tolist()
+            now = time.perf_counter()
+            metrics.batch_seconds.observe(now - last, tags={**tags, "stage": "embed"})
+            last = now
+        return computed
+
+
+def ensure_collection(settings: Settings, vectors: VectorStore) -> str:
+    """The collection for this embedding version; the alias points at it if unset."""
+    vectors.create_collection(settings.vector_collection, settings.embedding_dims)
+    if settings.vector_alias not in vectors.aliases():
+        vectors.set_alias(settings.vector_alias, settings.vector_collection)
+    return settings.vector_collection
+
+
+def _run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
