@@ -268,6 +268,26 @@ def ingest(ctx: click.Context, path: Path, version: str, source: str | None, as_
     _emit(as_json, payload, lines)
 
 
+@cli.command("reconcile")
+@click.option("--repair", is_flag=True, help="Delete extra vectors, re-embed missing and stale ones.")
+@click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the counts.")
+@click.pass_context
+@_reports_errors
+def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
+    """Compare graph sections with stored vectors; report drift (and repair it)."""
+    from cluster.jobs import run_reconcile
+
+    report = run_reconcile(_settings(ctx), repair=repair)
+    lines = [
+        f"{report.collection}: {report.sections} sections, {report.points} vectors",
+        f"missing {report.missing}, stale {report.stale}, extra {report.extra}: drift {report.drift_pct:.2f}%",
+    ]
+    if report.repaired:
+        lines.append(f"repaired: {report.embeddings_computed} embedded, {report.vectors_upserted} upserted, "
+                     f"{report.vectors_deleted} deleted")
+    _emit(as_json, report.as_dict(), lines)
+
+
 def main() -> None:
     # Before any command imports Ray: Ray reads the auth mode at import time.
     os.environ.setdefault("RAY_AUTH_MODE", "token")

@@ -13,7 +13,7 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["spawn", "is_ours", "terminate", "session_members", "port_is_free", "processes_matching", "free_port"]
+__all__ = ["spawn", "is_alive", "is_ours", "terminate", "session_members", "port_is_free", "processes_matching", "free_port"]
 
 
 def spawn(command: list[str], *, log_file: Path, env: dict[str, str] | None = None) -> int:
@@ -47,6 +47,13 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def is_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (its command line may still be
+    empty for an instant after spawn, so this does not look at it)."""
+    _reap(pid)
+    return Path(f"/proc/{pid}").exists() and not _is_zombie(pid)
 
 
 def is_ours(pid: int | None, marker: str) -> bool:

@@ -138,7 +138,7 @@ def _await(settings: Settings, server: LocalServer, pid: int, *, started: bool) 
     deadline = time.monotonic() + settings.start_timeout_s
     last_error = "no answer yet"
     while time.monotonic() < deadline:
-        if not processes.is_ours(pid, server.marker):
+        if not processes.is_alive(pid):
             _state_file(settings, server.name).unlink(missing_ok=True)
             raise ServiceStartError(
                 server.name, f"the process exited early:\n{_log_tail(server.log_file)}",

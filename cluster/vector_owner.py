@@ -32,7 +32,7 @@ class VectorOwner:
 
     def call(self, method: str, *args: Any) -> Any:
         result = getattr(self._store, method)(*args)
-        return list(result) if method == "scroll_ids" else result
+        return list(result) if method == "scroll_points" else result
 
     def engine(self) -> str:
         return self._store.engine
@@ -97,8 +97,8 @@ class ActorVectorStore(VectorStore):
     def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
         return dict(self._call("vectors_for_checksums", collection, list(checksums)))
 
-    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
-        return iter(self._call("scroll_ids", collection, where))
+    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
+        return iter(self._call("scroll_points", collection, where))
 
     def close(self) -> None:
         """Nothing to release here: the owner keeps the store open for others."""

@@ -93,6 +93,9 @@ def _inline(node: object, resolve: Resolve, links: list[Link], depth: int) -> st
         return " "
     if name == "code":
         return f"`{node.get_text()}`"
+    if name in ("strong", "b"):
+        inner = "".join(_inline(child, resolve, links, depth + 1) for child in node.children)
+        return f"**{inner}**" if inner.strip() else inner
     if name == "img":
         alt = node.get("alt") or ""
         return f"[image: {alt}]" if alt else ""

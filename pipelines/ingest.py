@@ -135,7 +135,7 @@ class Ingestor:
         report.sections_deleted = stats.sections_deleted
         report.entities_written = stats.entities_written
 
-        self._embed(collection, report, metrics, tags)
+        self.embed_pending(report, metrics, tags)
         report.errors.sort(key=lambda e: e["path"])
         report.seconds = round(time.perf_counter() - started, 3)
         if report.errors:
@@ -180,8 +180,10 @@ class Ingestor:
         if batch:
             yield batch
 
-    def _embed(self, collection: str, report: IngestReport, metrics: IngestMetrics, tags: dict[str, str]) -> None:
+    def embed_pending(self, report: IngestReport, metrics: IngestMetrics, tags: dict[str, str]) -> None:
+        """Give every section without a confirmed vector one (any source)."""
         s = self.settings
+        collection = ensure_collection(s, self.vectors)
         pending = self.writer.sections_needing_vectors(s.embedding_version)
         if not pending:
             return

@@ -6,7 +6,8 @@ CommonMark does not know, which we handle before or after it:
 * YAML front matter (``description:``) is read and removed;
 * ``{% hint %}``, ``{% tabs %}``/``{% tab title=… %}``, ``{% code %}``,
   ``{% content-ref %}``, ``{% embed %}`` and ``{% file %}`` tags are unwrapped,
-  keeping what they contain (a tab's title becomes a bold line);
+  keeping what they contain (a tab's title leads its first paragraph), with
+  line numbers kept true to the file;
 * HTML inside Markdown (``<table>``, ``<a id>`` in headings, ``<br>``,
   ``<code>``) goes through a real HTML parser.
 
@@ -39,7 +40,14 @@ _LIQUID = re.compile(r"\{%-?\s*(\w[\w-]*)([^%]*?)-?%\}")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\ufeff"), None)
 
-_md = MarkdownIt("commonmark", {"html": True}).enable("table")
+# markdown-it stops tokenizing (silently dropping the rest of the page) past
+# maxNesting; list items indented deeper than _MAX_LIST_INDENT are pulled back
+# to it, so absurdly deep lists become siblings at that depth, not lost text.
+_MAX_NESTING = 128
+_MAX_LIST_INDENT = 60
+_DEEP_ITEM = re.compile(r"^[ \t]{%d,}(?=(?:[-*+]|\d{1,9}[.)])[ \t])" % (_MAX_LIST_INDENT + 1), re.M)
+
+_md = MarkdownIt("commonmark", {"html": True, "maxNesting": _MAX_NESTING}).enable("table")
 
 
 class MarkdownPage:
@@ -56,6 +64,7 @@ def parse_markdown(text: str, path: str) -> MarkdownPage:
     text = text.translate(_INVISIBLE).replace("\r\n", "\n")
     description, text = _front_matter(text)
     text = _unwrap_liquid(text)
+    text = _DEEP_ITEM.sub(" " * _MAX_LIST_INDENT, text)
     tokens = _md.parse(text)
     blocks = list(_Renderer(path).blocks(tokens))
     title = next((b.title for b in blocks if isinstance(b, Heading)), "") or _stem(path)
@@ -88,7 +97,7 @@ def _unwrap_liquid(text: str) -> str:
 def _liquid_text(match: re.Match[str]) -> str:
     tag, args = match.group(1), dict(_ATTR.findall(match.group(2)))
     if tag == "tab" and args.get("title"):
-        return f"**{args['title']}**"
+        return f"**{args['title']}:**"  # leads the tab's first paragraph
     if tag in ("embed", "file"):
         url = args.get("url") or args.get("src") or ""
         caption = args.get("caption") or url
@@ -176,6 +185,8 @@ class _Renderer:
                 out.append(f"`{child.content}`" if code_marks else child.content)
             elif kind in ("softbreak", "hardbreak"):
                 out.append(" ")
+            elif kind in ("strong_open", "strong_close") and code_marks:
+                out.append("**")  # bold leads mark definitions and step titles
             elif kind == "image":
                 alt = child.content or ""
                 out.append(f"[image: {alt}]" if alt else "")
@@ -215,8 +226,10 @@ class _Renderer:
         return resolve_link(self.path, href, label, folder_index="README.md")
 
     def _indent(self, text: str, marker: str) -> str:
-        depth = max(len(self.lists) - 1, 0)
-        pad = "  " * depth
+        """Blocks inside list items are indented under their item, three
+        spaces a level; an item's first block carries its marker."""
+        depth = len(self.lists) - 1 if marker else len(self.lists)
+        pad = "   " * max(depth, 0)
         lines = text.split("\n")
         first = f"{pad}{marker}{lines[0]}"
         rest_pad = pad + " " * len(marker)

@@ -32,6 +32,9 @@ def scan_tree(root: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
                 continue
             absolute = Path(folder) / name
             relative = absolute.relative_to(root).as_posix()
+            if not absolute.is_file():  # a dangling link, a pipe, a socket: never read those
+                errors.append((relative, "not a regular file (or a link to nothing)"))
+                continue
             try:
                 data = absolute.read_bytes()
             except OSError as exc:

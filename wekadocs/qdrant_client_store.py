@@ -157,7 +157,7 @@ class QdrantClientStore(VectorStore):
                     break
         return found
 
-    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
+    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
         offset = None
         while True:
             with _translated(f"scrolling {collection!r}", collection):
@@ -166,10 +166,11 @@ class QdrantClientStore(VectorStore):
                     scroll_filter=_filter(where) if where else None,
                     limit=_SCROLL_PAGE,
                     offset=offset,
-                    with_payload=["id"],
+                    with_payload=["id", "checksum"],
                 )
             for record in records:
-                yield str((record.payload or {})["id"])
+                payload = record.payload or {}
+                yield str(payload["id"]), str(payload.get("checksum", ""))
             if offset is None:
                 return
 

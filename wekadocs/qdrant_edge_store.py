@@ -171,19 +171,20 @@ class QdrantEdgeStore(VectorStore):
                     break
         return found
 
-    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
+    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
         offset = None
         while True:
             request = qe.ScrollRequest(
                 offset=offset,
                 limit=_SCROLL_PAGE,
                 filter=_filter(where) if where else None,
-                with_payload=["id"],
+                with_payload=["id", "checksum"],
             )
             with self._lock, _translated(f"scrolling {collection!r}"):
                 records, offset = self._shard(collection).scroll(request)
             for record in records:
-                yield str((record.payload or {})["id"])
+                payload = record.payload or {}
+                yield str(payload["id"]), str(payload.get("checksum", ""))
             if offset is None:
                 return
 

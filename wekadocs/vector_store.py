@@ -123,8 +123,8 @@ class VectorStore(ABC):
         text embedded once (in any version or page) is never embedded again."""
 
     @abstractmethod
-    def scroll_ids(self, collection: str, where: Where | None = None) -> Iterator[str]:
-        """Every point's id (ours, not Qdrant's), for reconciliation."""
+    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
+        """(id, checksum) of every point (our ids, not Qdrant's), for reconciliation."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -23,14 +23,14 @@ __all__ = ["extract_document", "known_command_paths", "split_groups"]
 _PREREQUISITES = re.compile(r"\b(before you begin|prerequisites?|requirements)\b", re.I)
 
 
-def known_command_paths(parsed: ParsedDocument) -> dict[tuple[str, ...], bool]:
+def known_command_paths(parsed: ParsedDocument) -> dict[tuple[str, ...], str]:
     """Command paths the page states in usage lines (see ``commands``)."""
     runs = [run for section in parsed.sections for run in code_runs(section.text)]
     return learn_paths(find_invocations(runs))
 
 
 def extract_document(
-    parsed: ParsedDocument, known: dict[tuple[str, ...], bool] | None = None
+    parsed: ParsedDocument, known: dict[tuple[str, ...], str] | None = None
 ) -> Extraction:
     out = Collector()
     paths = known if known is not None else known_command_paths(parsed)

@@ -93,29 +93,37 @@ def _skip_words(text: str, count: int) -> int:
     return position
 
 
-def learn_paths(invocations: Iterable[Invocation]) -> dict[tuple[str, ...], bool]:
-    """Command paths a page states outright, each with whether its usage line
-    shows positional arguments (``<name>``) right after it."""
-    known: dict[tuple[str, ...], bool] = {}
+# How a page states a path: with positional arguments after it, with flags
+# only, or bare in a code span (weakest: `weka widget create demo` is bare too).
+_STRENGTH = {"bare": 0, "flags": 1, "positional": 2}
+
+
+def learn_paths(invocations: Iterable[Invocation]) -> dict[tuple[str, ...], str]:
+    """Command paths a page states outright, with how (see ``_STRENGTH``)."""
+    known: dict[tuple[str, ...], str] = {}
     for inv in invocations:
-        if inv.usage:
-            known[inv.words] = known.get(inv.words, False) or inv.rest.startswith("<")
+        if not inv.usage:
+            continue
+        how = "positional" if inv.rest.startswith("<") else "flags" if inv.rest else "bare"
+        if _STRENGTH[how] >= _STRENGTH[known.get(inv.words, "bare")]:
+            known[inv.words] = how
     return known
 
 
-def command_path(invocation: Invocation, known: dict[tuple[str, ...], bool]) -> tuple[str, ...]:
-    """Cut an invocation at the longest learned path when that path takes
-    positional arguments (what follows is values); else keep its words."""
-    if invocation.words in known:
-        return invocation.words
-    for length in range(len(invocation.words) - 1, 0, -1):
-        prefix = invocation.words[:length]
-        if prefix in known:
-            return prefix if known[prefix] else invocation.words
-    return invocation.words
+def command_path(invocation: Invocation, known: dict[tuple[str, ...], str]) -> tuple[str, ...]:
+    """Cut an invocation after the longest stated path that takes positional
+    arguments (what follows it is values), unless the whole invocation is
+    itself a path stated with arguments or flags."""
+    words = invocation.words
+    if known.get(words, "bare") != "bare":
+        return words
+    for length in range(len(words) - 1, 0, -1):
+        if known.get(words[:length]) == "positional":
+            return words[:length]
+    return words
 
 
-def extract_commands(section: Section, known: dict[tuple[str, ...], bool], out: Collector) -> list[tuple[int, Entity]]:
+def extract_commands(section: Section, known: dict[tuple[str, ...], str], out: Collector) -> list[tuple[int, Entity]]:
     """Commands and parameters of one section. Returns (offset, command) pairs
     so later steps (parameter tables, steps, examples) can refer to them."""
     commands: list[tuple[int, Entity]] = []

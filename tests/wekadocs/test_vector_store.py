@@ -70,7 +70,7 @@ def test_upsert_search_filter_delete(store: VectorStore) -> None:
 
     store.delete_where("c", {"path": ["p0.md", "p1.md"]})
     assert store.count("c") == 39 - 16
-    assert sorted(store.scroll_ids("c")) == sorted(
+    assert sorted(i for i, _ in store.scroll_points("c")) == sorted(
         p.id for p in points if p.id != target.id and p.payload["path"] not in ("p0.md", "p1.md")
     )
 
