@@ -30,8 +30,8 @@ class VectorOwner:
     def __init__(self, settings: Settings) -> None:
         self._store = open_vector_store(settings)
 
-    def call(self, method: str, *args: Any) -> Any:
-        result = getattr(self._store, method)(*args)
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self._store, method)(*args, **kwargs)
         return list(result) if method == "scroll_points" else result
 
     def engine(self) -> str:
@@ -54,9 +54,9 @@ class ActorVectorStore(VectorStore):
         self._handle = handle
         self.engine = f"{engine} (via actor)"
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return ray.get(self._handle.call.remote(method, *args))
+            return ray.get(self._handle.call.remote(method, *args, **kwargs))
         except ray.exceptions.RayActorError as exc:
             raise VectorStoreUnavailable(f"the vector store owner is gone: {exc}") from exc
         except ray.exceptions.RayTaskError as exc:
@@ -95,10 +95,16 @@ class ActorVectorStore(VectorStore):
         return int(self._call("count", collection, where))
 
     def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
+        # one round trip instead of one per page
         return dict(self._call("vectors_for_checksums", collection, list(checksums)))
 
     def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
         return iter(self._call("scroll_points", collection, where))
+
+    def scroll_page(
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+    ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
+        return self._call("scroll_page", collection, where, offset, with_vectors=with_vectors)
 
     def close(self) -> None:
         """Nothing to release here: the owner keeps the store open for others."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import pickle
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,22 +113,14 @@ class Ingestor:
         report.errors += [{"path": p, "error": f"{p}: {why}"} for p, why in read_errors]
         report.documents_seen = len(files) + len(read_errors)
         stored = self.writer.documents(source, version)
+        # a file that could not be read keeps what the stores hold for it
         present = {f.path for f in files} | {p for p, _ in read_errors}
         changed = [f for f in files if stored.get(f.path, ("", ""))[1] != f.checksum]
-
-        stats = WriteStats()
-        for write_batch in self._parsed_batches(root, changed, source, version, report):
-            batch_started = time.perf_counter()
-            states = self.writer.section_states([w.parsed.document.id for w in write_batch])
-            stats.add(self.writer.write(write_batch, states, _run_id()))
-            metrics.batch_seconds.observe(time.perf_counter() - batch_started, tags={**tags, "stage": "graph"})
         gone = [doc_id for path, (doc_id, _) in stored.items() if path not in present]
-        stats.add(self.writer.delete_documents(gone))
-        self.writer.delete_orphan_entities()
 
-        if stats.deleted_section_ids:
-            for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
-                self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
+        stats = self._write(changed, gone, source, version, report, metrics, tags)
+        for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
+            self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
         report.vectors_deleted = len(stats.deleted_section_ids)
         report.documents_changed = stats.documents_written
         report.documents_deleted = stats.documents_deleted
@@ -138,23 +131,31 @@ class Ingestor:
         self.embed_pending(report, metrics, tags)
         report.errors.sort(key=lambda e: e["path"])
         report.seconds = round(time.perf_counter() - started, 3)
-        if report.errors:
-            metrics.failures.inc(len(report.errors), tags=tags)
-        for outcome, count in (("written", report.documents_changed), ("deleted", report.documents_deleted)):
-            if count:
-                metrics.documents.inc(count, tags={**tags, "outcome": outcome})
-        for outcome, count in (("written", report.sections_written), ("deleted", report.sections_deleted)):
-            if count:
-                metrics.sections.inc(count, tags={**tags, "outcome": outcome})
-        if report.embeddings_computed:
-            metrics.embeddings.inc(report.embeddings_computed, tags=tags)
+        _count(metrics, report, tags)
         return report
 
     # --- stages --------------------------------------------------------------------
 
+    def _write(
+        self, changed: list[SourceFile], gone: list[str], source: str, version: str,
+        report: IngestReport, metrics: IngestMetrics, tags: dict[str, str],
+    ) -> WriteStats:
+        """Changed files into the graph batch by batch, vanished ones out."""
+        stats = WriteStats()
+        run_id = _run_id()
+        for batch in self._parsed_batches(changed, source, version, report):
+            batch_started = time.perf_counter()
+            states = self.writer.section_states([w.parsed.document.id for w in batch])
+            stats.add(self.writer.write(batch, states, run_id))
+            metrics.batch_seconds.observe(time.perf_counter() - batch_started, tags={**tags, "stage": "graph"})
+        stats.add(self.writer.delete_documents(gone))
+        if stats.sections_written or stats.sections_deleted:
+            self.writer.delete_orphan_entities()  # only re-written sections can orphan one
+        return stats
+
     def _parsed_batches(
-        self, root: Path, changed: list[SourceFile], source: str, version: str, report: IngestReport
-    ):  # type: ignore[no-untyped-def]
+        self, changed: list[SourceFile], source: str, version: str, report: IngestReport
+    ) -> Iterator[list[DocumentWrite]]:
         """Parse/extract on Ray Data; yield batches of DocumentWrite as they come."""
         if not changed:
             return
@@ -233,6 +234,21 @@ class Ingestor:
             metrics.batch_seconds.observe(now - last, tags={**tags, "stage": "embed"})
             last = now
         return computed
+
+
+def _count(metrics: IngestMetrics, report: IngestReport, tags: dict[str, str]) -> None:
+    if report.errors:
+        metrics.failures.inc(len(report.errors), tags=tags)
+    for outcome, documents, sections in (
+        ("written", report.documents_changed, report.sections_written),
+        ("deleted", report.documents_deleted, report.sections_deleted),
+    ):
+        if documents:
+            metrics.documents.inc(documents, tags={**tags, "outcome": outcome})
+        if sections:
+            metrics.sections.inc(sections, tags={**tags, "outcome": outcome})
+    if report.embeddings_computed:
+        metrics.embeddings.inc(report.embeddings_computed, tags=tags)
 
 
 def ensure_collection(settings: Settings, vectors: VectorStore) -> str:

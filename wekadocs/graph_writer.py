@@ -121,7 +121,7 @@ class GraphWriter:
         statements.append(_structure(doc_ids))
         entities, mentions, relations = _extraction_rows(batch, changed_ids)
         statements += _entities(entities, run_id)
-        statements += _mentions(mentions, entities, run_id)
+        statements += _mentions(mentions, run_id)
         statements += _relations(relations, run_id)
         statements += _links(batch, changed_ids, run_id)
         self.graph.write_all(statements)
@@ -312,27 +312,21 @@ def _extraction_rows(
 
 
 def _entities(entities: dict[str, dict[str, Any]], run_id: str) -> list[Statement]:
-    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in entities.values():
-        by_label[_checked_label(row["label"])].append(row)
     return [(
         "UNWIND $rows AS row MERGE (e:" + label + " {id: row.id}) "
         "ON CREATE SET e.created_at = datetime() "
         "SET e += row.props, e.updated_at = datetime(), e.run_id = $run",
         {"rows": rows, "run": run_id},
-    ) for label, rows in _literal_groups(by_label)]
+    ) for label, rows in _by_label(entities.values())]
 
 
-def _mentions(mentions: list[dict[str, Any]], entities: dict[str, dict[str, Any]], run_id: str) -> list[Statement]:
-    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in mentions:
-        by_label[_checked_label(row["label"])].append(row)
+def _mentions(mentions: list[dict[str, Any]], run_id: str) -> list[Statement]:
     return [(
         "UNWIND $rows AS row MATCH (s:Section {id: row.section}) MATCH (e:" + label + " {id: row.entity}) "
         "MERGE (s)-[m:MENTIONS {start: row.start}]->(e) "
         "SET m.end = row.end, m.confidence = row.confidence, m.run_id = $run, m.created_at = datetime()",
         {"rows": rows, "run": run_id},
-    ) for label, rows in _literal_groups(by_label)]
+    ) for label, rows in _by_label(mentions)]
 
 
 def _relations(relations: list[dict[str, Any]], run_id: str) -> list[Statement]:
@@ -415,6 +409,10 @@ def _literal(name: str) -> LiteralString:
     return name  # type: ignore[return-value]
 
 
-def _literal_groups(groups: dict[str, list[dict[str, Any]]]) -> Iterable[tuple[LiteralString, list[dict[str, Any]]]]:
-    for label, rows in groups.items():
-        yield _literal(label), rows
+def _by_label(rows: Iterable[dict[str, Any]]) -> Iterable[tuple[LiteralString, list[dict[str, Any]]]]:
+    """Rows grouped by their (checked) node label: one statement per label."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[_checked_label(row["label"])].append(row)
+    for label, members in groups.items():
+        yield _literal(label), members

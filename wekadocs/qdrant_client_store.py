@@ -9,6 +9,7 @@ comparison, and benchmark it against Qdrant Edge in ``perf/bench_vectors.py``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from wekadocs.errors import CollectionNotFound, VectorStoreError, VectorStoreUna
 from wekadocs.settings import Settings
 from wekadocs.vector_store import (
     INDEXED_PAYLOAD_KEYS,
+    SCROLL_PAGE,
     VectorHit,
     VectorPoint,
     VectorStore,
@@ -29,7 +31,6 @@ from wekadocs.vector_store import (
 
 __all__ = ["QdrantClientStore"]
 
-_SCROLL_PAGE = 1000
 
 
 class QdrantClientStore(VectorStore):
@@ -137,42 +138,23 @@ class QdrantClientStore(VectorStore):
             )
         return int(result.count)
 
-    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
-        found: dict[str, list[float]] = {}
-        wanted = list(dict.fromkeys(checksums))
-        for start in range(0, len(wanted), _SCROLL_PAGE):
-            chunk = wanted[start:start + _SCROLL_PAGE]
-            offset = None
-            while True:
-                with _translated(f"reading vectors of {collection!r}", collection):
-                    records, offset = self._client.scroll(
-                        collection, scroll_filter=_filter({"checksum": chunk}), limit=_SCROLL_PAGE,
-                        offset=offset, with_payload=["checksum"], with_vectors=True,
-                    )
-                for record in records:
-                    key = str((record.payload or {}).get("checksum", ""))
-                    if key and key not in found and record.vector is not None:
-                        found[key] = [float(x) for x in record.vector]  # type: ignore[union-attr]
-                if offset is None:
-                    break
-        return found
-
-    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
-        offset = None
-        while True:
-            with _translated(f"scrolling {collection!r}", collection):
-                records, offset = self._client.scroll(
-                    collection,
-                    scroll_filter=_filter(where) if where else None,
-                    limit=_SCROLL_PAGE,
-                    offset=offset,
-                    with_payload=["id", "checksum"],
-                )
-            for record in records:
-                payload = record.payload or {}
-                yield str(payload["id"]), str(payload.get("checksum", ""))
-            if offset is None:
-                return
+    def scroll_page(
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+    ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
+        with _translated(f"scrolling {collection!r}", collection):
+            records, next_offset = self._client.scroll(
+                collection,
+                scroll_filter=_filter(where) if where else None,
+                limit=SCROLL_PAGE,
+                offset=offset,  # type: ignore[arg-type]
+                with_payload=["id", "checksum"],
+                with_vectors=with_vectors,
+            )
+        page = [
+            (dict(r.payload or {}), [float(x) for x in r.vector] if with_vectors and r.vector else None)  # type: ignore[union-attr]
+            for r in records
+        ]
+        return page, next_offset
 
     def close(self) -> None:
         self._client.close()

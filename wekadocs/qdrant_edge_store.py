@@ -30,6 +30,7 @@ import qdrant_edge as qe
 from wekadocs.errors import CollectionNotFound, VectorStoreError
 from wekadocs.vector_store import (
     INDEXED_PAYLOAD_KEYS,
+    SCROLL_PAGE,
     VectorHit,
     VectorPoint,
     VectorStore,
@@ -40,7 +41,6 @@ from wekadocs.vector_store import (
 __all__ = ["QdrantEdgeStore"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_SCROLL_PAGE = 1000
 
 
 class QdrantEdgeStore(VectorStore):
@@ -150,43 +150,20 @@ class QdrantEdgeStore(VectorStore):
         with self._lock, _translated(f"counting {collection!r}"):
             return int(self._shard(collection).count(request))
 
-    def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
-        found: dict[str, list[float]] = {}
-        wanted = list(dict.fromkeys(checksums))
-        for start in range(0, len(wanted), _SCROLL_PAGE):
-            chunk = wanted[start:start + _SCROLL_PAGE]
-            offset = None
-            while True:
-                request = qe.ScrollRequest(
-                    offset=offset, limit=_SCROLL_PAGE, filter=_filter({"checksum": chunk}),
-                    with_payload=["checksum"], with_vector=True,
-                )
-                with self._lock, _translated(f"reading vectors of {collection!r}"):
-                    records, offset = self._shard(collection).scroll(request)
-                for record in records:
-                    key = str((record.payload or {}).get("checksum", ""))
-                    if key and key not in found:
-                        found[key] = _dense(record.vector)
-                if offset is None:
-                    break
-        return found
-
-    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
-        offset = None
-        while True:
-            request = qe.ScrollRequest(
-                offset=offset,
-                limit=_SCROLL_PAGE,
-                filter=_filter(where) if where else None,
-                with_payload=["id", "checksum"],
-            )
-            with self._lock, _translated(f"scrolling {collection!r}"):
-                records, offset = self._shard(collection).scroll(request)
-            for record in records:
-                payload = record.payload or {}
-                yield str(payload["id"]), str(payload.get("checksum", ""))
-            if offset is None:
-                return
+    def scroll_page(
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+    ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
+        request = qe.ScrollRequest(
+            offset=offset,  # type: ignore[arg-type]
+            limit=SCROLL_PAGE,
+            filter=_filter(where) if where else None,
+            with_payload=["id", "checksum"],
+            with_vector=with_vectors,
+        )
+        with self._lock, _translated(f"scrolling {collection!r}"):
+            records, next_offset = self._shard(collection).scroll(request)
+        page = [(dict(r.payload or {}), _dense(r.vector) if with_vectors else None) for r in records]
+        return page, next_offset
 
     def flush(self) -> None:
         with self._lock:

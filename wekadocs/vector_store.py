@@ -32,10 +32,13 @@ __all__ = [
     "point_uuid",
     "open_vector_store",
     "INDEXED_PAYLOAD_KEYS",
+    "SCROLL_PAGE",
 ]
 
 # Equality filters on payload keys; a list value means "any of these".
 Where = dict[str, str | int | bool | list[str] | list[int]]
+
+SCROLL_PAGE = 1000
 
 # Payload keys filters use; engines that support payload indexes index them.
 INDEXED_PAYLOAD_KEYS = ("version", "document_id", "source", "checksum", "path")
@@ -118,13 +121,40 @@ class VectorStore(ABC):
     def count(self, collection: str, where: Where | None = None) -> int: ...
 
     @abstractmethod
+    def scroll_page(
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+    ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
+        """One page of (payload, vector) and the offset of the next page (None
+        at the end); the primitive ``scroll_points`` and
+        ``vectors_for_checksums`` are built on."""
+
+    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
+        """(id, checksum) of every point (our ids, not Qdrant's), for reconciliation."""
+        offset: object = None
+        while True:
+            records, offset = self.scroll_page(collection, where, offset, with_vectors=False)
+            for payload, _ in records:
+                yield str(payload["id"]), str(payload.get("checksum", ""))
+            if offset is None:
+                return
+
     def vectors_for_checksums(self, collection: str, checksums: Sequence[str]) -> dict[str, list[float]]:
         """One stored vector per checksum found: content-addressed reuse, so a
         text embedded once (in any version or page) is never embedded again."""
-
-    @abstractmethod
-    def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
-        """(id, checksum) of every point (our ids, not Qdrant's), for reconciliation."""
+        found: dict[str, list[float]] = {}
+        wanted = list(dict.fromkeys(checksums))
+        for start in range(0, len(wanted), SCROLL_PAGE):
+            where: Where = {"checksum": wanted[start:start + SCROLL_PAGE]}
+            offset: object = None
+            while True:
+                records, offset = self.scroll_page(collection, where, offset, with_vectors=True)
+                for payload, vector in records:
+                    key = str(payload.get("checksum", ""))
+                    if key and key not in found and vector is not None:
+                        found[key] = vector
+                if offset is None:
+                    break
+        return found
 
     @abstractmethod
     def close(self) -> None: ...

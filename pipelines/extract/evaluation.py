@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pipelines.extract import extract_document
 from pipelines.parse import parse_document
+from wekadocs.model import ParsedDocument
 
 __all__ = ["TypeScore", "evaluate", "LABELLED_TYPES"]
 
@@ -57,6 +58,18 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
+def _sections_in_range(parsed: ParsedDocument, first: int, last: int) -> set[str]:
+    """Sections whose source lines (heading to the next heading) overlap [first, last]."""
+    found = set()
+    sections = parsed.sections
+    for index, section in enumerate(sections):
+        following = [s.line for s in sections[index + 1:] if s.line > section.line]
+        end = (following[0] - 1) if following else 10**9
+        if section.line <= last and end >= first:
+            found.add(section.id)
+    return found
+
+
 def evaluate(
     corpus_root: Path,
     labels: Path,
@@ -78,11 +91,14 @@ def evaluate(
         lines = raw.decode("utf-8").split("\n")[item["first_line"] - 1: item["last_line"]]
         in_range = _squash("\n".join(lines))
         sections = {s.id: s for s in parsed.sections}
+        overlapping = _sections_in_range(parsed, item["first_line"], item["last_line"])
         extraction = extract_document(parsed)
         entities = {e.id: e for e in extraction.entities}
         for mention in extraction.mentions:
             entity = entities[mention.entity_id]
             if entity.label not in LABELLED_TYPES:
+                continue
+            if mention.section_id not in overlapping:
                 continue
             section = sections[mention.section_id]
             # Whole pages are parsed (tables keep their headers, usage lines

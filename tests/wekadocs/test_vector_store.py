@@ -134,3 +134,18 @@ def test_second_owner_of_a_folder_is_refused(tmp_path: Path) -> None:
         intruder.count("c")
     owner.close()
     intruder.close()
+
+
+def test_vectors_are_found_by_checksum(store: VectorStore) -> None:
+    store.create_collection("c", DIMS)
+    points = _points(30)
+    store.upsert("c", [VectorPoint(p.id, p.vector, {**p.payload, "checksum": f"text-{i % 10}"})
+                       for i, p in enumerate(points)])
+    found = store.vectors_for_checksums("c", ["text-3", "text-7", "text-3", "never-seen"])
+    assert set(found) == {"text-3", "text-7"}
+    for key, vector in found.items():
+        # cosine collections store unit vectors
+        candidates = [np.asarray(p.vector) / np.linalg.norm(p.vector)
+                      for i, p in enumerate(points) if f"text-{i % 10}" == key]
+        assert any(np.allclose(vector, c, atol=1e-5) for c in candidates)
+    assert store.vectors_for_checksums("c", []) == {}

@@ -1,0 +1,53 @@
+"""The ingest entry point as a Ray job, and its metrics on the head's endpoint."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from ray.job_submission import JobStatus, JobSubmissionClient
+
+from wekadocs.settings import Settings
+
+
+def test_ingest_runs_as_a_ray_job_and_exports_metrics(
+    settings: Settings, ray_connection: object, tmp_path: Path
+) -> None:
+    tree = tmp_path / "docs"
+    tree.mkdir()
+    (tree / "page.md").write_text("# Job page\n\nRun `weka job demo` here.\n")
+    client = JobSubmissionClient(settings.dashboard_url)
+    cli = Path(sys.executable).with_name("wekadocs")
+    env = {
+        "WEKADOCS_DATA_DIR": str(settings.data_dir),
+        "WEKADOCS_NEO4J_PORT": str(settings.neo4j_port),
+        "WEKADOCS_REDIS_PORT": str(settings.redis_port),
+    }
+    job = client.submit_job(
+        entrypoint=f"{cli} ingest {tree} --source job-test --version 1.0 --json",
+        runtime_env={"env_vars": env},
+    )
+    deadline = time.monotonic() + 300
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        assert time.monotonic() < deadline, "the job did not finish in 5 minutes"
+        time.sleep(1)
+    logs = client.get_job_logs(job)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-2000:]
+    report = json.loads([line for line in logs.splitlines() if line.startswith("{")][-1])
+    assert report["documents_changed"] == 1 and report["embeddings_computed"] == 1
+    assert job in {info.submission_id for info in client.list_jobs()}  # what the dashboard lists
+
+    # Ray exports our counters (prefixed ray_) on the head's metrics port
+    url = f"http://127.0.0.1:{settings.ray_metrics_port}/metrics"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        body = httpx.get(url, timeout=5).text
+        if 'ray_wekadocs_ingest_documents_total' in body and 'source="job-test"' in body:
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError("ingest metrics never reached the head's Prometheus endpoint")
+    assert "ray_wekadocs_ingest_batch_seconds_bucket" in body
