@@ -155,9 +155,12 @@ def _await(settings: Settings, server: LocalServer, pid: int, *, started: bool) 
             return ServiceReport(server.name, state, server.address, version=version, pid=pid,
                                  log_file=str(server.log_file))
         time.sleep(0.5)
+    # a server that never answered is stopped, not left running unrecorded
+    processes.terminate(pid, server.marker, grace_s=10)
+    _state_file(settings, server.name).unlink(missing_ok=True)
     raise ServiceStartError(
         server.name,
-        f"no answer within {settings.start_timeout_s:.0f}s (last error: {last_error})",
+        f"no answer within {settings.start_timeout_s:g}s (last error: {last_error})",
         str(server.log_file),
     )
 

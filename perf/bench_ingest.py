@@ -15,8 +15,8 @@
 The benchmark starts its own stack (Neo4j, Redis, Ray head) on free ports in a
 temporary folder and stops it at the end. Nothing is asserted.
 
-    .venv/bin/python perf/bench_ingest.py                 # everything (~20 min on 2 cores)
-    .venv/bin/python perf/bench_ingest.py --skip-all-versions
+    .venv/bin/python perf/bench_ingest.py                 # everything (~40 min on 2 cores)
+    .venv/bin/python perf/bench_ingest.py --parts a b     # encode vs the Ray Data stage only
 """
 
 from __future__ import annotations
@@ -105,8 +105,10 @@ def texts_per_second(count: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--skip-all-versions", action="store_true", help="skip (f)")
+    parser.add_argument("--parts", nargs="+", default=list("abcdef"), choices=list("abcdef"),
+                        help="which figures to measure ((b) needs (a))")
     args = parser.parse_args()
+    parts = set(args.parts) | ({"a"} if "b" in args.parts else set()) | ({"c"} if "d" in args.parts else set())
     root = corpus()
     data_dir = Path(tempfile.mkdtemp(prefix="wdb-"))
     settings = load_settings(
@@ -116,8 +118,23 @@ def main() -> None:
     counter = TokenCounter(settings.embedding_model)
     budget = settings.section_token_budget
 
-    # (a) raw encode, before the stack takes any CPU
     texts = section_texts(root / "4.4", counter, budget)
+    best_raw = raw_encode(settings, texts) if "a" in parts else 0.0
+    print("starting a private stack in", data_dir)
+    services.up(settings)
+    try:
+        connect(settings)
+        with GraphStore.connect(settings) as graph:
+            apply_schema(graph)
+            figures(settings, graph, root, texts, best_raw, counter, parts)
+    finally:
+        disconnect()
+        services.down(settings)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def raw_encode(settings, texts: list[str]) -> float:  # type: ignore[no-untyped-def]
+    """(a), before the stack takes any CPU; returns the best texts/s."""
     embedder = Embedder(settings.embedding_model, device=None, batch_size=settings.embedding_batch_size)
     embedder.encode(texts[:64])  # warm up
     timings = {}
@@ -134,28 +151,39 @@ def main() -> None:
           f"{'cuda' if os.environ.get('CUDA_VISIBLE_DEVICES') not in (None, '') else 'auto'}")
     for label, seconds in timings.items():
         print(f"(a) raw encode, {label:<14}: {texts_per_second(len(texts), seconds):7.1f} texts/s ({seconds:.1f} s)")
-    best_raw = max(texts_per_second(len(texts), s) for s in timings.values())
-
-    print("starting a private stack in", data_dir)
-    services.up(settings)
-    try:
-        connect(settings)
-        with GraphStore.connect(settings) as graph:
-            apply_schema(graph)
-            run_ingest_figures(settings, graph, root, texts, best_raw, counter, args.skip_all_versions)
-    finally:
-        disconnect()
-        services.down(settings)
-        shutil.rmtree(data_dir, ignore_errors=True)
+    return max(texts_per_second(len(texts), s) for s in timings.values())
 
 
-def run_ingest_figures(settings, graph, root, texts, best_raw, counter, skip_all):  # type: ignore[no-untyped-def]
+def figures(settings, graph, root, texts, best_raw, counter, parts):  # type: ignore[no-untyped-def]
     from wekadocs.ids import checksum
 
     vectors = vector_store_for(settings)
     ingestor = Ingestor(settings, graph, vectors, progress=False)
+    if "b" in parts:
+        embedding_stage(ingestor, texts, best_raw)
+    if "c" in parts:
+        cold_and_noop(ingestor, root, "d" in parts)
 
-    # (b) the embedding stage alone, same texts, unique by checksum as in a real run
+    if "e" in parts:
+        # (e) in a fresh embedding version, so only 4.3's texts are known before the update
+        fresh = Ingestor(settings.model_copy(update={"embedding_version": "bench-update"}), graph, vectors,
+                         progress=False)
+        base = fresh.run(root / "4.3", source="weka-live", version="live")
+        old = {checksum(t) for t in section_texts(root / "4.3", counter, settings.section_token_budget)}
+        new = {checksum(t) for t in section_texts(root / "4.4", counter, settings.section_token_budget)}
+        update = fresh.run(root / "4.4", source="weka-live", version="live")
+        print(f"(e) 4.3 -> 4.4 update: {update.embeddings_computed} embeddings computed, "
+              f"{len(new - old)} section texts new in 4.4; {update.sections_written} sections written, "
+              f"{update.sections_deleted} deleted, {update.seconds:.1f} s (base ingest of 4.3: {base.seconds:.1f} s)")
+
+    if "f" in parts:
+        all_versions(settings, graph, vectors, root, counter)
+
+
+def embedding_stage(ingestor, texts, best_raw):  # type: ignore[no-untyped-def]
+    """(b) the embedding stage alone, same texts, unique by checksum as in a real run."""
+    from wekadocs.ids import checksum
+
     unique = {checksum(t): t for t in texts}
     missing = sorted(unique.items(), key=lambda ct: -len(ct[1]))
     started = time.perf_counter()
@@ -165,30 +193,33 @@ def run_ingest_figures(settings, graph, root, texts, best_raw, counter, skip_all
     ingestor._compute(missing, IngestMetrics(), {"source": "bench"})  # noqa: SLF001  (a second, new pool)
     stage_again = time.perf_counter() - started
     rate = texts_per_second(len(computed), min(stage, stage_again))
+    started = time.perf_counter()
+    ingestor._compute([(f"tiny-{i}", f"tiny text {i}") for i in range(8)], IngestMetrics(), {"source": "bench"})  # noqa: SLF001
+    startup = time.perf_counter() - started
+    steady = texts_per_second(len(computed), min(stage, stage_again) - startup)
     print(f"(b) Ray Data embedding stage: {rate:7.1f} texts/s over {len(computed)} unique texts "
-          f"(runs {stage:.1f} s, {stage_again:.1f} s) = {rate / best_raw:.2f} x best raw")
+          f"(runs {stage:.1f} s, {stage_again:.1f} s) = {rate / best_raw:.2f} x best raw; "
+          f"pool start-up (an 8-text stage) {startup:.1f} s, without it {steady:.1f} texts/s "
+          f"= {steady / best_raw:.2f} x")
 
-    # (c) cold ingest of 4.4, (d) no-op re-ingest
+
+def cold_and_noop(ingestor, root, noop_too):  # type: ignore[no-untyped-def]
+    """(c) cold ingest of 4.4, (d) no-op re-ingest."""
     cold = ingestor.run(root / "4.4", source="weka-4.4", version="4.4")
     print(f"(c) cold ingest of 4.4: {cold.seconds:.1f} s ({cold.documents_changed} documents, "
           f"{cold.sections_written} sections, {cold.entities_written} entities, "
           f"{cold.embeddings_computed} embedded, {cold.embeddings_reused} reused)")
+    if not noop_too:
+        return
     noops = [ingestor.run(root / "4.4", source="weka-4.4", version="4.4").seconds for _ in range(3)]
     noop = statistics.median(noops)
     print(f"(d) no-op re-ingest of 4.4: median {noop:.2f} s of 3 = {100 * noop / cold.seconds:.1f}% of (c)")
 
-    # (e) 4.3 -> 4.4 as one source
-    base = ingestor.run(root / "4.3", source="weka-live", version="live")
-    old = {checksum(t) for t in section_texts(root / "4.3", counter, settings.section_token_budget)}
-    changed_texts = {checksum(t) for t in section_texts(root / "4.4", counter, settings.section_token_budget)} - old
-    update = ingestor.run(root / "4.4", source="weka-live", version="live")
-    print(f"(e) 4.3 -> 4.4 update: {update.embeddings_computed} embeddings computed, "
-          f"{len(changed_texts)} section texts changed; {update.sections_written} sections written, "
-          f"{update.sections_deleted} deleted, {update.seconds:.1f} s (base ingest of 4.3: {base.seconds:.1f} s)")
 
-    if skip_all:
-        return
-    # (f) every version, into a fresh embedding version: nothing from (b)-(e) is reused
+def all_versions(settings, graph, vectors, root, counter):  # type: ignore[no-untyped-def]
+    """(f) every version, into a fresh embedding version: nothing from (b)-(e) is reused."""
+    from wekadocs.ids import checksum
+
     fresh = settings.model_copy(update={"embedding_version": "bench-all-versions"})
     all_ingestor = Ingestor(fresh, graph, vectors, progress=False)
     versions = sorted(p.name for p in root.iterdir() if p.is_dir())

@@ -10,8 +10,10 @@
    embedding version) pair embedded before, in any page or version, is reused
    from the vector store; only new texts go through the Ray Data embedding
    actors, globally sorted by length so batches pad little.
-4. Upsert the vectors, then mark the sections embedded. A crash between the
-   two leaves sections unmarked, and the next run finishes the job.
+4. Upsert the vectors, then mark the sections embedded (a crash between the
+   two leaves sections unmarked, and the next run finishes the job); only
+   then drop the vectors of removed sections, which step 3 may have reused
+   (a crash before that leaves extra vectors, which ``reconcile`` removes).
 
 A file that cannot be read or parsed is reported with its reason and left as
 it was in the stores; the rest of the run goes on.
@@ -119,16 +121,18 @@ class Ingestor:
         gone = [doc_id for path, (doc_id, _) in stored.items() if path not in present]
 
         stats = self._write(changed, gone, source, version, report, metrics, tags)
-        for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
-            self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
-        report.vectors_deleted = len(stats.deleted_section_ids)
         report.documents_changed = stats.documents_written
         report.documents_deleted = stats.documents_deleted
         report.sections_written = stats.sections_written
         report.sections_deleted = stats.sections_deleted
         report.entities_written = stats.entities_written
 
+        # Embed before deleting the vectors of removed sections: a text that
+        # moved (new section id, same checksum) reuses the old vector.
         self.embed_pending(report, metrics, tags)
+        for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
+            self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
+        report.vectors_deleted = len(stats.deleted_section_ids)
         report.errors.sort(key=lambda e: e["path"])
         report.seconds = round(time.perf_counter() - started, 3)
         _count(metrics, report, tags)
@@ -224,6 +228,9 @@ class Ingestor:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
             num_gpus=1 if use_gpu else 0,
+            # on CPU the actor takes the cores its torch threads use, so Ray
+            # neither oversubscribes them nor pins torch to one thread
+            num_cpus=1 if use_gpu else threads,
         )
         computed: dict[str, list[float]] = {}
         last = time.perf_counter()

@@ -100,3 +100,15 @@ def test_port_taken_by_a_stranger_is_named(short_tmp: Path, settings: Settings, 
             services.up(clash)
     finally:
         services.down(clash)
+
+
+def test_a_service_that_never_answers_is_stopped_and_named(short_tmp: Path) -> None:
+    impatient = make_settings(short_tmp / "impatient", start_timeout_s=0.5)
+    try:
+        with pytest.raises(ServiceStartError, match=r"(?s)neo4j did not start: no answer within .*console\.log"):
+            services.up(impatient)
+        marker = services.services_for(impatient)[0].marker
+        assert processes.processes_matching(marker) == []
+        assert not (impatient.data_dir / "run" / "neo4j.json").exists()
+    finally:
+        services.down(impatient)

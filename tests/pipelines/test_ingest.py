@@ -120,6 +120,16 @@ def test_same_text_elsewhere_reuses_its_vector(settings: Settings, stores, tmp_p
     assert report.vectors_upserted == 6
 
 
+def test_text_moved_to_another_page_reuses_its_vector(settings: Settings, stores, tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "t", PAGES)
+    ingest(settings, stores, root, "moved")
+    (root / "guide" / "delete.md").rename(root / "guide" / "remove.md")  # same text, new page and ids
+    report = ingest(settings, stores, root, "moved")
+    assert report.documents_deleted == 1 and report.documents_changed == 1
+    assert report.embeddings_computed == 0 and report.embeddings_reused == 2
+    assert report.vectors_upserted == 2 and report.vectors_deleted == 2
+
+
 def test_one_edited_section_is_the_only_thing_rewritten(settings: Settings, stores, tmp_path: Path) -> None:
     graph, vectors = stores
     root = write_tree(tmp_path / "t", PAGES)
