@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -286,6 +287,79 @@ def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
         lines.append(f"repaired: {report.embeddings_computed} embedded, {report.vectors_upserted} upserted, "
                      f"{report.vectors_deleted} deleted")
     _emit(as_json, report.as_dict(), lines)
+
+
+@cli.command("serve")
+@click.option("--host", default=None, help="Address for Serve's HTTP proxy (default: serve_host).")
+@click.option("--port", type=int, default=None, help="Port for Serve's HTTP proxy (default: serve_port).")
+@click.option("--detach", is_flag=True, help="Deploy and return; the app keeps running in the cluster.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (implies nothing about --detach).")
+@click.pass_context
+@_reports_errors
+def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bool, as_json: bool) -> None:
+    """Deploy the MCP query service on Ray Serve and print how to call it."""
+    from cluster.serve_runner import deploy, undeploy
+
+    settings = _settings(ctx)
+    served = deploy(settings, host=host or settings.serve_host, port=port or settings.serve_port)
+    sample = ("curl -s -X POST " + served.url + " -H 'Content-Type: application/json' "
+              "-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-06-18' "
+              "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
+              "{\"name\":\"search_documentation\",\"arguments\":{\"query\":\"how do I create a snapshot\"}}}'")
+    _emit(as_json, {"app": served.name, "url": served.url, "health": served.health_url,
+                    "replicas": served.replicas}, [
+        f"MCP endpoint: {served.url}  (streamable HTTP, stateless)",
+        f"health:       {served.health_url}",
+        "sample call:",
+        f"  {sample}",
+        "connect an MCP client: see README \"Connecting an MCP client\"",
+    ])
+    if detach:
+        return
+    click.echo("serving; Ctrl-C stops the app", err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        undeploy(settings, served.name)
+        click.echo("stopped", err=True)
+
+
+@cli.command("eval")
+@click.argument("qrels", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--version", "version", default=None, help="Version to search (default: the newest ingested).")
+@click.option("--k", default=10, show_default=True, help="Cut-off for nDCG, Recall and MRR.")
+@click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the scores.")
+@click.pass_context
+@_reports_errors
+def eval_cmd(ctx: click.Context, qrels: Path, version: str | None, k: int, as_json: bool) -> None:
+    """Score the hybrid engine and its keyword-only and vector-only baselines on a qrels file."""
+    from cluster.ray_runtime import connect
+    from cluster.vector_owner import vector_store_for
+    from wekadocs.query.assembly import open_toolbox
+    from wekadocs.query.evaluation import BASELINES, evaluate_engine, load_qrels
+
+    settings = _settings(ctx)
+    questions = load_qrels(qrels)
+    connect(settings, allow_in_process=False)
+    toolbox = open_toolbox(settings, vector_store_for(settings))
+    started = time.perf_counter()
+    results = evaluate_engine(toolbox.engine, questions, version=version, k=k)
+    best = max(BASELINES, key=lambda name: results[name][0].ndcg)
+    hybrid = results["hybrid"][0]
+    ratio = hybrid.ndcg / results[best][0].ndcg if results[best][0].ndcg else float("inf")
+    payload: dict[str, Any] = {
+        "questions": len(questions), "k": k,
+        **{name: {"ndcg": round(s.ndcg, 4), "recall": round(s.recall, 4), "mrr": round(s.mrr, 4)}
+           for name, (s, _) in results.items()},
+        "best_baseline": best, "hybrid_vs_best_baseline": round(ratio, 3),
+        "per_question": {qid: round(s.ndcg, 4) for qid, s in results["hybrid"][1].items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    lines = [f"{len(questions)} questions from {qrels}, cut-off {k}", f"{'system':<8} nDCG   Recall MRR"]
+    lines += [f"{name:<8} {s.ndcg:.3f}  {s.recall:.3f}  {s.mrr:.3f}" for name, (s, _) in results.items()]
+    lines.append(f"hybrid / best baseline ({best}) nDCG@{k}: {ratio:.3f}x")
+    _emit(as_json, payload, lines)
 
 
 def main() -> None:

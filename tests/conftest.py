@@ -22,6 +22,7 @@ import pytest  # noqa: E402
 from cluster import services  # noqa: E402
 from cluster.processes import free_port  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
+from wekadocs.query.tools import Toolbox  # noqa: E402
 from wekadocs.settings import Settings, load_settings  # noqa: E402
 
 
@@ -77,3 +78,60 @@ def ray_connection(settings: Settings, stack: object) -> Iterator[object]:
     connection = connect(settings, allow_in_process=False)
     yield connection
     disconnect()
+
+
+# --- a real slice of the WEKA 4.4 docs, ingested once for the query and MCP tests ---
+# Ingested as version 9.9 of its own source: the newest version in the shared
+# test graph (the default a query searches), so no other test's pages mix in.
+
+SLICE_VERSION = "9.9"
+SLICE_SOURCE = "weka-query-slice"
+SLICE_FOLDERS = (
+    "additional-protocols/nfs-support",
+    "licensing",
+    "weka-system-overview",
+    "operation-guide/alerts",
+    "operation-guide/background-tasks",
+)
+
+
+@pytest.fixture(scope="session")
+def slice_root(short_tmp: Path) -> Path:
+    default = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "weka-docs"
+    corpus = Path(os.environ.get("WEKADOCS_CORPUS", default)) / "4.4"
+    if not corpus.is_dir():
+        pytest.fail(f"the WEKA corpus is missing at {corpus} (set WEKADOCS_CORPUS)")
+    root = short_tmp / "query-slice"
+    for folder in SLICE_FOLDERS:
+        shutil.copytree(corpus / folder, root / folder)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ingested(settings: Settings, graph: GraphStore, ray_connection: object, slice_root: Path) -> dict[str, int]:
+    from cluster.vector_owner import vector_store_for
+    from pipelines.ingest import Ingestor
+    from wekadocs.graph_schema import apply_schema
+
+    apply_schema(graph)
+    report = Ingestor(settings, graph, vector_store_for(settings), progress=False).run(
+        slice_root, source=SLICE_SOURCE, version=SLICE_VERSION)
+    assert not report.errors, report.errors
+    return report.as_dict()
+
+
+@pytest.fixture(scope="session")
+def toolbox(settings: Settings, graph: GraphStore, ingested: dict[str, int]) -> Iterator[Toolbox]:
+    from cluster.vector_owner import vector_store_for
+    from wekadocs.query.assembly import open_toolbox
+
+    yield open_toolbox(settings, vector_store_for(settings), graph=graph)
+
+
+def graph_fingerprint(graph: GraphStore) -> tuple[object, ...]:
+    """Counts and a label/type histogram: any write would change them."""
+    nodes = graph.read("MATCH (n) RETURN count(n) AS n")[0]["n"]
+    rels = graph.read("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+    labels = graph.read("MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS c ORDER BY l")
+    props = graph.read("MATCH (n:Section) RETURN sum(size(keys(n))) AS k")[0]["k"]
+    return nodes, rels, tuple((r["l"], r["c"]) for r in labels), props

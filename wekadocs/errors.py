@@ -19,6 +19,8 @@ __all__ = [
     "VectorStoreUnavailable",
     "CollectionNotFound",
     "ParseError",
+    "QueryError",
+    "CypherRejected",
 ]
 
 
@@ -88,3 +90,15 @@ class ParseError(WekadocsError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class QueryError(WekadocsError):
+    """A query or tool call was invalid; the message says what to change."""
+
+
+class CypherRejected(QueryError):
+    """The Cypher validator refused a statement before (or instead of) running it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"Cypher rejected: {reason}")

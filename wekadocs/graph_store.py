@@ -6,7 +6,7 @@ query is stopped by Neo4j itself rather than by a client that gave up.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, LiteralString
 
@@ -60,8 +60,24 @@ class GraphStore:
         return store
 
     def read(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
-        """Run a read-only statement (routed to readers in a cluster)."""
+        """Run a read-only statement (routed to readers in a cluster).
+
+        READ routing opens the transaction in read access mode, and the server
+        refuses any write in it, on a single server too (see
+        test_the_server_refuses_writes_sent_through_read).
+        """
         return self._run(cypher, params, neo4j.RoutingControl.READ)
+
+    def explain(self, cypher: LiteralString, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The planner's plan for ``cypher`` (``EXPLAIN``: planned, never executed)."""
+        query = neo4j.Query("EXPLAIN " + cypher, timeout=self._timeout)
+        with _translated(f"explaining {_first_line(cypher)!r}"):
+            _, summary, _ = self._driver.execute_query(
+                query, dict(params), routing_=neo4j.RoutingControl.READ, database_=self._database
+            )
+        if summary.plan is None:
+            raise GraphStoreError(f"explaining {_first_line(cypher)!r}: the server returned no plan")
+        return dict(summary.plan)
 
     def write(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
         """Run a statement that may write, in its own transaction."""

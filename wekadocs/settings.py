@@ -126,6 +126,14 @@ class Settings(BaseSettings):
 
     start_timeout_s: float = Field(120.0, description="how long `services up` waits for each")
 
+    # --- Query service -----------------------------------------------------
+    serve_host: str = Field("127.0.0.1", description="address Serve's HTTP proxy listens on")
+    serve_port: int = Field(8000, description="port of Serve's HTTP proxy (MCP at /mcp)")
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names MCP clients use besides localhost (others get 421)",
+    )
+
     # --- validation ------------------------------------------------------------
 
     @field_validator("neo4j_uri")
@@ -145,7 +153,8 @@ class Settings(BaseSettings):
         return _check_url(value, {"http", "https"})
 
     @field_validator(
-        "neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port"
+        "neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port",
+        "serve_port",
     )
     @classmethod
     def _check_port(cls, value: int) -> int:

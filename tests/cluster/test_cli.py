@@ -81,3 +81,32 @@ def test_vectors_init_goes_through_the_owner_actor(settings: Settings, stack: ob
     assert payload["alias_target"] == settings.vector_collection
     again = json.loads(run("vectors", "init", "--json", env=env).stdout.splitlines()[-1])
     assert again["created"] is False
+
+
+def test_eval_scores_the_engine_and_both_baselines(settings: Settings, ingested: dict[str, int],
+                                                    tmp_path: Path) -> None:
+    qrels = tmp_path / "slice.jsonl"
+    questions = [
+        {"id": "s1", "query": "fixed port for the NFS mountd service behind a firewall",
+         "relevant": [{"path": "additional-protocols/nfs-support/nfs-support-1.md",
+                       "heading": "Configure the service **mountd** port", "grade": 2}]},
+        {"id": "s2", "query": "give license capacity back before issuing a corrected license",
+         "relevant": [{"path": "licensing/classic-licensing.md", "heading": "Deactivate your license",
+                       "grade": 2}]},
+    ]
+    qrels.write_text("\n".join(json.dumps(q) for q in questions) + "\n")
+    result = run("eval", str(qrels), "--version", "9.9", "--json", env=stack_env(settings))
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(result.stdout.splitlines()[-1])
+    assert scores["questions"] == 2
+    assert set(scores) >= {"hybrid", "keyword", "vector", "rrf", "best_baseline", "hybrid_vs_best_baseline"}
+    assert scores["hybrid"]["recall"] == 1.0  # both answers are in the top ten
+    assert scores["best_baseline"] in ("keyword", "vector")
+
+
+def test_eval_names_a_bad_qrels_line(settings: Settings, stack: object, tmp_path: Path) -> None:
+    qrels = tmp_path / "bad.jsonl"
+    qrels.write_text('{"id": "x", "query": "q"}\n')
+    result = run("eval", str(qrels), "--json", env=stack_env(settings))
+    assert result.returncode == 1
+    assert "bad.jsonl:1: not a qrels line" in result.stderr

@@ -32,7 +32,8 @@ def test_schema_apply_twice_gives_the_same_schema(graph: GraphStore) -> None:
     constrained = {tuple(c["labels"]) for c in first.constraints}
     assert {(label,) for label in NODE_LABELS} <= constrained
     fulltext = [i for i in first.indexes if i["type"] == "FULLTEXT"]
-    assert [(i["name"], i["properties"]) for i in fulltext] == [("section_text", ["title", "text"])]
+    assert [(i["name"], i["properties"]) for i in fulltext] == [
+        ("entity_name", ["name"]), ("section_text", ["title", "text"])]
     assert all(i["state"] == "ONLINE" for i in first.indexes)
     assert graph.read("MATCH (v:SchemaVersion) RETURN count(v) AS n") == [{"n": 1}]
 

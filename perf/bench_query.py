@@ -1,0 +1,123 @@
+"""Query-service latency, measured in one run against the running service.
+
+For each concurrency level (default 1, 8, 32) a pool of official MCP clients
+sends ``search_documentation`` calls for the dev questions and the figures
+are p50/p95/p99 latency and throughput. In the same run:
+
+* the same questions through the in-process engine (no Serve, no MCP, no
+  HTTP): the service's overhead is the difference of the medians, and the
+  ratio;
+* ``tools/list`` through the same clients: the floor of an MCP round trip
+  through Serve on this machine.
+
+Start the service first (``wekadocs services up``, ingest, ``wekadocs serve
+--detach``). Nothing is asserted.
+
+    .venv/bin/python perf/bench_query.py [--url http://127.0.0.1:8000/mcp] [--levels 1 8 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+from mcp import Client  # noqa: E402
+
+from cluster.ray_runtime import connect  # noqa: E402
+from cluster.vector_owner import vector_store_for  # noqa: E402
+from wekadocs.query.assembly import open_toolbox  # noqa: E402
+from wekadocs.query.evaluation import load_qrels  # noqa: E402
+from wekadocs.settings import load_settings  # noqa: E402
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev-4.4.jsonl"
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    return f"p50 {statistics.median(ordered):7.1f}  p95 {at(0.95):7.1f}  p99 {at(0.99):7.1f} ms"
+
+
+async def drive(url: str, queries: list[str], concurrency: int, total: int, version: str | None,
+                method: str) -> tuple[list[float], float, int]:
+    """``total`` calls spread over ``concurrency`` clients; latencies in ms."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        nonlocal errors
+        async with Client(url) as client:
+            for n in counter:
+                started = time.perf_counter()
+                if method == "tools/list":
+                    await client.list_tools(cache_mode="bypass")
+                else:
+                    arguments = {"query": queries[n % len(queries)], "top_k": 10}
+                    if version:
+                        arguments["version"] = version
+                    result = await client.call_tool("search_documentation", arguments)
+                    errors += int(result.is_error)
+                latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - started, errors
+
+
+def in_process(queries: list[str], version: str | None, rounds: int) -> list[float]:
+    settings = load_settings()
+    connect(settings, allow_in_process=False)
+    toolbox = open_toolbox(settings, vector_store_for(settings))
+    toolbox.search_documentation(queries[0], version=version)  # load the model, warm the caches
+    latencies = []
+    for _ in range(rounds):
+        for query in queries:
+            started = time.perf_counter()
+            toolbox.search_documentation(query, version=version, top_k=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8000/mcp")
+    parser.add_argument("--qrels", type=Path, default=DEV)
+    parser.add_argument("--version", default=None, help="version to search (default: newest ingested)")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=2, help="passes over the questions per level")
+    args = parser.parse_args()
+    queries = [q.query for q in load_qrels(args.qrels)]
+    total = len(queries) * args.rounds
+
+    # Warm every replica's model and connections before measuring.
+    asyncio.run(drive(args.url, queries, 4, len(queries), args.version, "search"))
+    floor, _, _ = asyncio.run(drive(args.url, queries, 1, total, args.version, "tools/list"))
+    print(f"MCP tools/list through Serve, concurrency 1: {percentiles(floor)}")
+
+    served: dict[int, list[float]] = {}
+    for level in args.levels:
+        latencies, wall, errors = asyncio.run(drive(args.url, queries, level, max(total, 4 * level),
+                                                    args.version, "search"))
+        served[level] = latencies
+        print(f"search_documentation via MCP, concurrency {level:>2}: {percentiles(latencies)}  "
+              f"{len(latencies) / wall:6.1f} req/s  errors {errors}")
+
+    local = in_process(queries, args.version, args.rounds)
+    print(f"search_documentation in-process, sequential:   {percentiles(local)}")
+    base, mcp = statistics.median(local), statistics.median(served[min(served)])
+    print(f"Serve + MCP overhead at concurrency {min(served)}: {mcp - base:+.1f} ms on the median "
+          f"({mcp / base:.2f}x the in-process median)")
+
+
+if __name__ == "__main__":
+    main()

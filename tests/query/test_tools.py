@@ -1,0 +1,167 @@
+"""The query engine and its nine tools, in-process, over a real ingested slice of the docs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SLICE_VERSION as VERSION
+from tests.conftest import graph_fingerprint
+from wekadocs.errors import QueryError
+from wekadocs.graph_store import GraphStore
+from wekadocs.query.answer import Answer
+from wekadocs.query.assembly import open_toolbox
+from wekadocs.query.ranking import FEATURES
+from wekadocs.query.tools import Toolbox
+from wekadocs.settings import Settings
+
+MOUNTD = "Our firewall needs a fixed port for NFS mountd instead of a random one. How do I pin it?"
+
+
+def well_formed(answer: Answer) -> None:
+    assert answer.answer.strip()
+    assert 0.0 <= answer.confidence <= 1.0
+    for e in answer.evidence:
+        assert len(e.section_id) == 64 and len(e.document_id) == 64
+        assert e.version == VERSION
+        assert not e.path.startswith("/") and e.path.endswith(".md")
+        assert e.heading and e.snippet
+
+
+def test_search_finds_the_section_that_answers(toolbox: Toolbox) -> None:
+    answer = toolbox.search_documentation(MOUNTD, top_k=5)
+    well_formed(answer)
+    top = [(e.path, e.heading) for e in answer.evidence]
+    assert ("additional-protocols/nfs-support/nfs-support-1.md", "Configure the service mountd port") in top[:3]
+    assert answer.diagnostics["version"] == VERSION and answer.diagnostics["degraded"] is False
+    assert set(answer.diagnostics["stages_ms"]) >= {"keyword", "vector", "expand", "details", "rank"}
+    assert len(answer.evidence) == 5
+
+
+def test_search_is_deterministic(toolbox: Toolbox) -> None:
+    first = toolbox.search_documentation("license capacity deactivate", top_k=10)
+    second = toolbox.search_documentation("license capacity deactivate", top_k=10)
+    assert [e.section_id for e in first.evidence] == [e.section_id for e in second.evidence]
+    assert [e.score for e in first.evidence] == sorted((e.score for e in first.evidence), reverse=True)
+
+
+def test_path_prefix_and_version_filters(toolbox: Toolbox) -> None:
+    answer = toolbox.search_documentation("license", path_prefix="licensing/", top_k=10)
+    assert answer.evidence and all(e.path.startswith("licensing/") for e in answer.evidence)
+    with pytest.raises(QueryError, match="version '0.1' is not ingested"):
+        toolbox.search_documentation("license", version="0.1")
+    with pytest.raises(QueryError, match="no page of version"):
+        toolbox.search_documentation("license", path_prefix="no-such-folder/")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("", "query is empty"),
+    ("   ", "query is empty"),
+    ("x" * 100_000, "at most 2000"),
+])
+def test_bad_queries_are_refused_clearly(toolbox: Toolbox, bad: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        toolbox.search_documentation(bad)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 51, 10**6, True])
+def test_top_k_is_bounded(toolbox: Toolbox, top_k: int) -> None:
+    with pytest.raises(QueryError, match="top_k must be an integer from 1 to 50"):
+        toolbox.search_documentation("license", top_k=top_k)
+
+
+def test_injection_text_is_just_words(toolbox: Toolbox, graph: GraphStore) -> None:
+    before = graph_fingerprint(graph)
+    for hostile in ['"}) MATCH (n) DETACH DELETE n //', "CALL apoc.load.json('file:///etc/passwd')",
+                    "title:* OR text:*", "') RETURN 1 UNION MATCH (n) SET n.x = 1 //"]:
+        answer = toolbox.search_documentation(hostile)
+        well_formed(answer)
+    assert graph_fingerprint(graph) == before
+
+
+def test_explain_ranking_shows_every_feature(toolbox: Toolbox) -> None:
+    answer = toolbox.explain_ranking(MOUNTD, top_k=3)
+    results = answer.diagnostics["results"]
+    assert len(results) == 3
+    for result in results:
+        assert set(result["features"]) == set(FEATURES)
+        assert all(0.0 <= v <= 1.0 for v in result["features"].values())
+        weighted = sum(answer.diagnostics["weights"][k] * v for k, v in result["features"].items())
+        assert weighted == pytest.approx(result["score"], abs=1e-3)
+    assert "| semantic |" in answer.answer
+
+
+def test_troubleshoot_a_known_alert(toolbox: Toolbox) -> None:
+    answer = toolbox.troubleshoot_error("ClockSkew")
+    well_formed(answer)
+    assert answer.diagnostics["error_entity"]["name"] == "ClockSkew"
+    assert answer.diagnostics["resolving_sections"], "the alerts table resolves ClockSkew"
+    assert any("alerts" in e.path for e in answer.evidence)
+    assert answer.confidence >= 0.6
+
+
+def test_troubleshoot_an_unknown_message_falls_back_to_search(toolbox: Toolbox) -> None:
+    answer = toolbox.troubleshoot_error("the flux capacitor overheated near the licence")
+    assert answer.diagnostics["error_entity"] is None
+    assert answer.confidence < 0.5
+
+
+def test_traverse_from_an_alert(toolbox: Toolbox) -> None:
+    answer = toolbox.traverse_relationships("ClockSkew", depth=1)
+    well_formed(answer)
+    edges = answer.diagnostics["edges"]
+    assert edges and {e["type"] for e in edges} & {"MENTIONS", "RESOLVES"}
+    section_ids = {e.section_id for e in answer.evidence}
+    assert section_ids <= {e["section_id"] for e in edges}
+    with pytest.raises(QueryError, match="unknown edge types"):
+        toolbox.traverse_relationships("ClockSkew", edge_types=["DELETE_ALL"])
+    with pytest.raises(QueryError, match="depth must be an integer from 1 to 3"):
+        toolbox.traverse_relationships("ClockSkew", depth=7)
+    with pytest.raises(QueryError, match="nothing in the graph is named like"):
+        toolbox.traverse_relationships("zzqx-no-such-thing")
+
+
+def test_compare_two_commands_and_one_page_across_versions(toolbox: Toolbox) -> None:
+    answer = toolbox.compare_systems("weka nfs global-config set", "weka nfs interface-group add")
+    well_formed(answer)
+    assert "| parameters |" in answer.answer
+    same = toolbox.compare_systems("licensing/overview.md", "licensing/overview.md",
+                                   version=VERSION, second_version=VERSION)
+    assert same.diagnostics == {"added": [], "removed": [], "changed": []}
+
+
+def test_explain_architecture(toolbox: Toolbox) -> None:
+    answer = toolbox.explain_architecture("tiering to the object store")
+    well_formed(answer)
+    assert any(e.path.startswith("weka-system-overview/") for e in answer.evidence)
+
+
+def test_disambiguate_lists_candidates(toolbox: Toolbox) -> None:
+    answer = toolbox.disambiguate("mountd")
+    assert answer.diagnostics["candidates"]
+    assert all("mountd" in c["name"].lower() for c in answer.diagnostics["candidates"][:1])
+
+
+def test_show_path_between_an_alert_and_its_command(toolbox: Toolbox) -> None:
+    answer = toolbox.show_path("DriveCriticalWarnings", "weka cluster drive deactivate")
+    hops = answer.diagnostics["hops"]
+    assert 1 <= len(hops) <= 3
+    assert answer.evidence
+    with pytest.raises(QueryError, match="same node"):
+        toolbox.show_path("ClockSkew", "ClockSkew")
+
+
+def test_configs_affecting_a_command(toolbox: Toolbox) -> None:
+    answer = toolbox.list_configs_affecting("weka nfs global-config set")
+    settings = answer.diagnostics["settings"]
+    assert settings and any("mountd" in s["name"] for s in settings)
+    well_formed(answer)
+
+
+def test_without_vectors_answers_are_degraded_not_errors(settings: Settings, graph: GraphStore,
+                                                          ingested: dict[str, int]) -> None:
+    keyword_only = open_toolbox(settings, None, graph=graph)
+    answer = keyword_only.search_documentation(MOUNTD)
+    assert answer.diagnostics["degraded"] is True
+    assert "no vector store" in answer.diagnostics["degraded_reason"]
+    top = [(e.path, e.heading) for e in answer.evidence[:5]]
+    assert ("additional-protocols/nfs-support/nfs-support-1.md", "Configure the service mountd port") in top

@@ -1,0 +1,140 @@
+"""The MCP service on a real Ray Serve deployment, driven by the official MCP client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import ray
+from mcp import Client
+from ray import serve
+
+from cluster.processes import free_port
+from cluster.serve_runner import SERVE_CONFIG, ServedApp, deploy, load_serve_config
+from cluster.vector_owner import owner_name
+from tests.conftest import SLICE_VERSION as VERSION
+from tests.conftest import graph_fingerprint
+from wekadocs.graph_store import GraphStore
+from wekadocs.settings import Settings
+
+TOOLS = {
+    "search_documentation": {"query": "fixed port for NFS mountd", "top_k": 3},
+    "traverse_relationships": {"start": "ClockSkew"},
+    "compare_systems": {"first": "weka nfs global-config set", "second": "weka nfs interface-group add"},
+    "troubleshoot_error": {"error": "ClockSkew"},
+    "explain_architecture": {"topic": "tiering"},
+    "disambiguate": {"term": "mountd"},
+    "explain_ranking": {"query": "deactivate a license", "top_k": 3},
+    "show_path": {"source": "DriveCriticalWarnings", "target": "weka cluster drive deactivate"},
+    "list_configs_affecting": {"target": "weka nfs global-config set"},
+}
+
+
+@pytest.fixture(scope="module")
+def served(settings: Settings, ingested: dict[str, int], ray_connection: object) -> Iterator[ServedApp]:
+    app = deploy(settings, host="127.0.0.1", port=free_port())
+    yield app
+    serve.shutdown()
+
+
+def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:
+    async def go() -> Any:
+        async with Client(url) as client:
+            return await client.call_tool(tool, arguments)
+
+    return asyncio.run(go())
+
+
+def test_the_serve_config_validates_and_autoscales() -> None:
+    schema = load_serve_config(SERVE_CONFIG)
+    deployment = schema.applications[0].deployments[0]
+    assert schema.applications[0].import_path == "cluster.serve_runner:build_app"
+    assert deployment.autoscaling_config["min_replicas"] >= 1
+    assert deployment.autoscaling_config["max_replicas"] > deployment.autoscaling_config["min_replicas"]
+
+
+def test_initialize_and_list_tools(served: ServedApp) -> None:
+    async def go() -> Any:
+        async with Client(served.url) as client:
+            return client.server_capabilities, await client.list_tools()
+
+    capabilities, listed = asyncio.run(go())
+    assert capabilities.tools is not None
+    tools = {tool.name: tool for tool in listed.tools}
+    assert set(tools) == set(TOOLS)
+    search = tools["search_documentation"].input_schema
+    assert search["required"] == ["query"]
+    assert search["properties"]["top_k"]["maximum"] == 50
+    assert all(tool.description for tool in tools.values())
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_every_tool_answers_with_evidence(served: ServedApp, tool: str) -> None:
+    result = call(served.url, tool, TOOLS[tool])
+    assert not result.is_error, result.content
+    structured = result.structured_content
+    assert set(structured) >= {"answer", "evidence", "confidence", "diagnostics"}
+    assert 0.0 <= structured["confidence"] <= 1.0
+    assert json.loads(result.content[0].text)["answer"] == structured["answer"]
+    for evidence in structured["evidence"]:
+        assert set(evidence) == {"section_id", "document_id", "path", "heading", "anchor", "version",
+                                 "score", "snippet"}
+        assert evidence["version"] == VERSION
+
+
+@pytest.mark.parametrize("tool, arguments, message", [
+    ("search_documentation", {"query": ""}, "query"),
+    ("search_documentation", {"query": "x" * 100_000}, "query"),
+    ("search_documentation", {"query": "license", "top_k": 10**6}, "top_k"),
+    ("search_documentation", {"query": 42}, "query"),
+    ("search_documentation", {"query": "license", "version": "0.1"}, "not ingested"),
+    ("traverse_relationships", {"start": "ClockSkew", "depth": 9}, "depth"),
+    ("no_such_tool", {}, "no_such_tool"),
+])
+def test_bad_calls_are_tool_errors(served: ServedApp, graph: GraphStore, tool: str,
+                                   arguments: dict[str, Any], message: str) -> None:
+    before = graph_fingerprint(graph)
+    result = call(served.url, tool, arguments)
+    assert result.is_error
+    assert message in result.content[0].text
+    assert graph_fingerprint(graph) == before
+
+
+def test_injection_attempts_change_nothing(served: ServedApp, graph: GraphStore) -> None:
+    before = graph_fingerprint(graph)
+    for text in ['"}) MATCH (n) DETACH DELETE n //', "CALL apoc.load.json('file:///etc/passwd')"]:
+        for tool, key in (("search_documentation", "query"), ("troubleshoot_error", "error"),
+                          ("traverse_relationships", "start")):
+            call(served.url, tool, {key: text})  # an answer or a clear error; never a write
+    assert graph_fingerprint(graph) == before
+
+
+def test_unknown_host_header_is_refused(served: ServedApp) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Host": "evil.example.com"}
+    response = httpx.post(served.url, json=body, headers=headers, timeout=30)
+    assert response.status_code == 421
+
+
+def test_health_and_metrics(served: ServedApp) -> None:
+    health = httpx.get(served.health_url, timeout=30).json()
+    assert health["status"] == "ok" and VERSION in health["versions"]
+    call(served.url, "search_documentation", {"query": "license"})
+    metrics = httpx.get(served.url.replace("/mcp", "/metrics"), timeout=30)
+    assert metrics.status_code == 200
+
+
+def test_without_the_vector_store_answers_are_degraded(served: ServedApp, settings: Settings) -> None:
+    """Runs last in this module: it kills the vector store's owner actor."""
+    owner = ray.get_actor(owner_name(settings), namespace=settings.ray_namespace)
+    ray.kill(owner, no_restart=True)
+    result = call(served.url, "search_documentation", {"query": "fixed port for NFS mountd"})
+    assert not result.is_error
+    assert result.structured_content["diagnostics"]["degraded"] is True
+    assert result.structured_content["evidence"]
+    health = httpx.get(served.health_url, timeout=30).json()
+    assert health["status"] == "degraded"

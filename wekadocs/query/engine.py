@@ -1,0 +1,272 @@
+"""Hybrid retrieval over the graph and the vectors, behind one object.
+
+A search runs in stages, each timed into ``diagnostics.stages_ms``:
+keyword (Neo4j full-text) and vector (Qdrant) seeds → reciprocal-rank fusion →
+one typed hop out of the best seeds → details → ranking. Every Cypher
+statement is a template from ``cypher/`` and goes through the validator.
+
+When the vector store or the embedding model fails, the search goes on with
+keyword + graph and says so (``diagnostics.degraded``); the graph is the
+system of record, so its failures are errors.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wekadocs.cypher_guard import CypherGuard
+from wekadocs.errors import QueryError, VectorStoreError
+from wekadocs.graph_schema import FULLTEXT_INDEX
+from wekadocs.query.answer import Evidence, snippet
+from wekadocs.query.query_text import MAX_QUERY_CHARS, content_terms, lucene_query
+from wekadocs.query.ranking import confidence, score_candidates, version_key
+from wekadocs.query.retrieval import Candidate, Pool
+from wekadocs.query.templates import template
+from wekadocs.vector_store import VectorStore
+
+__all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K"]
+
+MAX_TOP_K = 50
+KEYWORD_DEPTH = 50  # keyword hits taken into the pool
+KEYWORD_FETCH_CAP = 5000
+VECTOR_DEPTH = 50  # vector hits taken into the pool
+SEEDS = 10  # fused candidates whose neighbours join the pool
+TITLE_BOOST = 2.0
+CACHE_S = 10.0  # versions and page lists change only when something is ingested
+
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Scope:
+    version: str
+    path_prefix: str
+    document_ids: tuple[str, ...]
+
+
+@dataclass
+class SearchResult:
+    ranked: list[Candidate]
+    scope: Scope
+    diagnostics: dict[str, Any]
+    confidence: float
+    terms: list[str]
+
+    def evidence(self, top_k: int) -> list[Evidence]:
+        return [evidence_of(c, self.terms) for c in self.ranked[:top_k]]
+
+
+def evidence_of(candidate: Candidate, terms: Sequence[str], score: float | None = None) -> Evidence:
+    d = candidate.details
+    heading = str(d.get("heading") or "") or str(d.get("page_title") or "")
+    return Evidence(
+        section_id=candidate.section_id, document_id=str(d.get("document_id", "")),
+        path=str(d.get("path", "")), heading=heading, anchor=str(d.get("anchor") or ""),
+        version=str(d.get("version", "")), score=round(candidate.score if score is None else score, 4),
+        # a heading with no text of its own (its subsections hold it) shows its trail
+        snippet=snippet(str(d.get("text") or "") or " > ".join(d.get("trail") or [heading]), list(terms)),
+    )
+
+
+class QueryEngine:
+    """Args:
+        guard: runs the templates (validated, read-only, server-side timeout).
+        vectors: the vector store, or None to run keyword + graph only.
+        encode: turns texts into normalised vectors (the embedding model).
+        vector_alias: the alias readers search.
+    """
+
+    def __init__(self, guard: CypherGuard, vectors: VectorStore | None, encode: Encoder | None,
+                 vector_alias: str) -> None:
+        self.guard = guard
+        self.vectors = vectors
+        self.encode = encode
+        self.vector_alias = vector_alias
+        # why the last vector search failed (None once one succeeds), so the
+        # shell that owns this engine can reconnect the store
+        self.vector_failure: str | None = None
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword")
+        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+
+    # -- scope ---------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        rows = self._cached(("versions",), lambda: self.run("versions", limit=200))
+        return sorted((str(r["version"]) for r in rows), key=version_key)
+
+    def scope(self, version: str | None, path_prefix: str | None) -> Scope:
+        known = self.versions()
+        if not known:
+            raise QueryError("nothing is ingested yet: run `wekadocs ingest PATH` first")
+        chosen = version or known[-1]
+        if chosen not in known:
+            raise QueryError(f"version {chosen!r} is not ingested; have {', '.join(known)}")
+        prefix = (path_prefix or "").lstrip("/")
+        rows = self._cached(("docs", chosen, prefix), lambda: self.run(
+            "version_documents", version=chosen, path_prefix=prefix, limit=1))
+        ids = tuple(rows[0]["ids"]) if rows else ()
+        if not ids:
+            raise QueryError(f"no page of version {chosen!r} lies under {prefix!r}")
+        return Scope(chosen, prefix, ids)
+
+    # -- search --------------------------------------------------------------
+
+    def search(self, query: str, *, version: str | None = None, path_prefix: str | None = None,
+               top_k: int = 10, use_keyword: bool = True, use_vector: bool = True,
+               use_graph: bool = True) -> SearchResult:
+        """Ranked sections for a question. The ``use_*`` switches exist for the
+        baselines ``wekadocs eval`` measures against."""
+        query = check_query(query)
+        top_k = check_top_k(top_k)
+        stages: dict[str, float] = {}
+        diagnostics: dict[str, Any] = {"degraded": False, "stages_ms": stages}
+        with _timed(stages, "scope"):
+            scope = self.scope(version, path_prefix)
+        # Keyword and vector retrieval are independent: run them side by side
+        # (the model and the drivers release the GIL while they wait or compute).
+        keyword = self._workers.submit(_timed_call, stages, "keyword", self._keyword, query, scope) \
+            if use_keyword else None
+        vector_hits, query_vector = ([], None)
+        if use_vector:
+            with _timed(stages, "vector"):
+                vector_hits, query_vector = self._vector(query, scope, diagnostics)
+        pool = Pool()
+        pool.add_keyword(keyword.result() if keyword else [])
+        pool.add_vector(vector_hits)
+        if use_graph and len(pool):
+            with _timed(stages, "expand"):
+                seeds = pool.seeds(SEEDS)
+                pool.add_neighbours(self.run("neighbours", seeds=seeds, max_fanout=30, per_seed=6,
+                                             limit=200), seeds)
+        with _timed(stages, "details"):
+            candidates = self._details(pool, scope)
+            if query_vector is not None:
+                self._cosines(candidates, query_vector, diagnostics)
+        with _timed(stages, "rank"):
+            terms = content_terms(query)
+            ranked = _one_per_heading(score_candidates(candidates, terms, query))
+        diagnostics.update(version=scope.version, candidates=len(pool), seeds_keyword=sum(
+            1 for c in pool.by_id.values() if c.keyword_rank is not None), seeds_vector=sum(
+            1 for c in pool.by_id.values() if c.vector_rank is not None))
+        return SearchResult(ranked, scope, diagnostics, confidence(ranked), terms)
+
+    def _keyword(self, query: str, scope: Scope) -> list[tuple[str, float]]:
+        lucene = lucene_query(query, TITLE_BOOST)
+        if not lucene:
+            return []
+        # The index spans every version and source; fetch enough hits that the
+        # best KEYWORD_DEPTH of this scope are among them (a page repeated in
+        # 22 versions scores the same in each).
+        fetch = min(KEYWORD_FETCH_CAP, KEYWORD_DEPTH * 2 * len(self.versions()))
+        rows = self.run("keyword_sections", index=FULLTEXT_INDEX, query=lucene, fetch=fetch,
+                        doc_ids=list(scope.document_ids), limit=KEYWORD_DEPTH)
+        return [(str(r["section_id"]), float(r["score"])) for r in rows]
+
+    def _vector(self, query: str, scope: Scope,
+                diagnostics: dict[str, Any]) -> tuple[list[tuple[str, float]], np.ndarray | None]:
+        if self.vectors is None or self.encode is None:
+            diagnostics.update(degraded=True, degraded_reason="no vector store configured")
+            return [], None
+        try:
+            vector = self.encode([query])[0]
+            depth = VECTOR_DEPTH * (4 if scope.path_prefix else 1)
+            hits = self.vectors.search(self.vector_alias, vector.tolist(), depth, {"version": scope.version})
+        except (VectorStoreError, OSError, RuntimeError) as exc:
+            self.vector_failure = f"vector search failed: {exc}"
+            diagnostics.update(degraded=True, degraded_reason=self.vector_failure)
+            return [], None
+        self.vector_failure = None
+        kept = [(h.id, h.score) for h in hits if str(h.payload.get("path", "")).startswith(scope.path_prefix)]
+        return kept[:VECTOR_DEPTH], vector
+
+    def _details(self, pool: Pool, scope: Scope) -> list[Candidate]:
+        ids = pool.ids()
+        for start in range(0, len(ids), 200):
+            chunk = ids[start:start + 200]
+            for row in self.run("section_details", ids=chunk, limit=200):
+                candidate = pool.by_id[str(row["section_id"])]
+                candidate.entity_names = list(row.pop("entity_names"))
+                candidate.details = row
+        allowed = set(scope.document_ids)
+        return [c for c in pool.by_id.values() if c.details.get("document_id") in allowed]
+
+    def _cosines(self, candidates: list[Candidate], query_vector: np.ndarray, diagnostics: dict[str, Any]) -> None:
+        """Semantic scores for candidates the vector search did not return,
+        from their stored vectors (looked up by text checksum)."""
+        missing = sorted({str(c.details["checksum"]) for c in candidates if c.cosine is None})
+        if not missing or self.vectors is None:
+            return
+        try:
+            stored = self.vectors.vectors_for_checksums(self.vector_alias, missing)
+        except VectorStoreError as exc:
+            diagnostics.update(degraded=True, degraded_reason=f"vector lookup failed: {exc}")
+            return
+        for c in candidates:
+            vector = stored.get(str(c.details["checksum"])) if c.cosine is None else None
+            if vector is not None:
+                c.cosine = float(np.dot(query_vector, np.asarray(vector, dtype=np.float32)))
+
+    # -- plumbing ------------------------------------------------------------
+
+    def run(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one template through the validator."""
+        return self.guard.run(template(name).cypher, **params)
+
+    def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+        value = load()
+        self._cache[key] = (now, value)
+        return value
+
+
+def check_query(query: str, *, what: str = "query") -> str:
+    if not isinstance(query, str):
+        raise QueryError(f"{what} must be a string")
+    query = query.strip()
+    if not query:
+        raise QueryError(f"{what} is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"{what} has {len(query)} characters; at most {MAX_QUERY_CHARS} are allowed")
+    return query
+
+
+def check_top_k(top_k: int) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise QueryError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {top_k!r}")
+    return top_k
+
+
+def _one_per_heading(ranked: list[Candidate]) -> list[Candidate]:
+    """A long section split into parts shows once, as its best part."""
+    seen: set[tuple[str, str, str]] = set()
+    kept = []
+    for c in ranked:
+        key = (str(c.details.get("document_id")), str(c.details.get("anchor")), str(c.details.get("heading")))
+        if key not in seen:
+            seen.add(key)
+            kept.append(c)
+    return kept
+
+
+def _timed_call(stages: dict[str, float], name: str, work: Callable[..., Any], *args: Any) -> Any:
+    with _timed(stages, name):
+        return work(*args)
+
+
+@contextmanager
+def _timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[name] = round((time.perf_counter() - started) * 1000, 2)

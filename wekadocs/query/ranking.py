@@ -1,0 +1,83 @@
+"""Blending a candidate's evidence into one score, and the confidence of an answer.
+
+Every feature lies in [0, 1] so the weights read as shares. The weights were
+set on the dev questions (``wekadocs eval``); README "Retrieval quality" has
+the figures. Ties break on section id, so the same graph gives the same order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from wekadocs.query.retrieval import Candidate
+
+__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "version_key"]
+
+WEIGHTS: dict[str, float] = {
+    "semantic": 0.38,
+    "keyword": 0.19,
+    "heading": 0.09,
+    "coverage": 0.19,
+    "graph": 0.05,
+    "entity": 0.05,
+    "recency": 0.05,
+}
+FEATURES = tuple(WEIGHTS)
+
+
+def version_key(version: str) -> tuple[int, tuple[int, ...], str]:
+    """Numeric versions in numeric order (4.10 after 4.9); names such as
+    ``master`` sort before them, so "newest" means the newest release."""
+    parts = version.split(".")
+    if all(p.isdigit() for p in parts):
+        return (1, tuple(int(p) for p in parts), version)
+    return (0, (), version)
+
+
+def _share(terms: Sequence[str], text: str) -> float:
+    if not terms:
+        return 0.0
+    words = set(re.findall(r"[a-z0-9]+", text.lower()))
+    return sum(1 for t in terms if t in words) / len(terms)
+
+
+def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: str) -> list[Candidate]:
+    """Fill each candidate's features and score; return them best first."""
+    top_bm25 = max((c.bm25 for c in candidates), default=0.0) or 1.0
+    # Cosines of MiniLM bunch up (0.4-0.7 for most of a pool): spread them over
+    # [0, 1] within the pool, or the semantic feature barely separates anything.
+    cosines = [c.cosine for c in candidates if c.cosine is not None]
+    low, high = (min(cosines), max(cosines)) if cosines else (0.0, 1.0)
+    top_graph = max((c.graph for c in candidates), default=0.0) or 1.0
+    versions = sorted({str(c.details.get("version", "")) for c in candidates}, key=version_key)
+    lowered = query.lower()
+    for c in candidates:
+        trail = " ".join(str(t) for t in c.details.get("trail") or [])  # type: ignore[union-attr]
+        heading = f"{c.details.get('heading', '')} {trail}"
+        body = f"{heading} {c.details.get('text', '')}"
+        version = str(c.details.get("version", ""))
+        c.features = {
+            "semantic": (c.cosine - low) / (high - low or 1.0) if c.cosine is not None else 0.0,
+            "keyword": c.bm25 / top_bm25,
+            "heading": _share(terms, heading),
+            "coverage": _share(terms, body),
+            "graph": c.graph / top_graph,
+            "entity": 1.0 if any(len(n) >= 4 and n in lowered for n in c.entity_names) else 0.0,
+            "recency": (versions.index(version) + 1) / len(versions) if version in versions else 0.0,
+        }
+        c.score = sum(WEIGHTS[name] * value for name, value in c.features.items())
+    return sorted(candidates, key=lambda c: (-round(c.score, 9), c.section_id))
+
+
+def confidence(ranked: Sequence[Candidate]) -> float:
+    """How far to trust the top answer: its own score, and whether keyword and
+    vector retrieval agree on it (both ranked it in their top ten)."""
+    if not ranked:
+        return 0.0
+    top = ranked[0]
+    agree = (top.keyword_rank is not None and top.keyword_rank < 10
+             and top.vector_rank is not None and top.vector_rank < 10)
+    lead = top.score - ranked[1].score if len(ranked) > 1 else top.score
+    value = 0.6 * top.score + 0.25 * (1.0 if agree else 0.0) + 0.15 * min(1.0, lead * 10)
+    return round(max(0.0, min(1.0, value)), 3)
