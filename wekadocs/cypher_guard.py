@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, LiteralString
 
 from wekadocs.errors import CypherRejected
@@ -156,6 +157,16 @@ def check_statement(cypher: str, params: Mapping[str, Any], limits: GuardLimits 
     Raises:
         CypherRejected: naming the first rule the statement breaks.
     """
+    toks = _checked_structure(cypher, limits)
+    _check_parameters(toks.items, params)
+    _check_limits(toks, params, limits)
+
+
+@lru_cache(maxsize=512)
+def _checked_structure(cypher: str, limits: GuardLimits) -> _Tokens:
+    """The checks that depend on the text alone, once per statement: the
+    service runs the same templates over and over (a refusal raises, and
+    exceptions are not cached, so a refused text is checked every time)."""
     tokens = _tokenize(cypher)
     if not tokens:
         raise CypherRejected("the statement is empty")
@@ -166,8 +177,7 @@ def check_statement(cypher: str, params: Mapping[str, Any], limits: GuardLimits 
             _check_word(toks, i, limits)
         elif tok.kind == "punct":
             _check_quantifier(toks, i, limits)
-    _check_parameters(tokens, params)
-    _check_limits(toks, params, limits)
+    return toks
 
 
 def _is_map_key(toks: _Tokens, i: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,8 +125,17 @@ def test_health_and_metrics(served: ServedApp) -> None:
     health = httpx.get(served.health_url, timeout=30).json()
     assert health["status"] == "ok" and VERSION in health["versions"]
     call(served.url, "search_documentation", {"query": "license"})
-    metrics = httpx.get(served.url.replace("/mcp", "/metrics"), timeout=30)
-    assert metrics.status_code == 200
+    # Ray's metrics agent exports every few seconds: wait for the tool's histogram.
+    body = ""
+    for _ in range(60):
+        metrics = httpx.get(served.url.replace("/mcp", "/metrics"), timeout=30)
+        assert metrics.status_code == 200
+        body = metrics.text
+        if 'ray_wekadocs_query_tool_latency_ms_count{' in body and 'tool="search_documentation"' in body:
+            break
+        time.sleep(1)
+    assert 'tool="search_documentation"' in body, body[:2000]
+    assert "ray_wekadocs_query_stage_ms" in body
 
 
 def test_without_the_vector_store_answers_are_degraded(served: ServedApp, settings: Settings) -> None:

@@ -7,7 +7,7 @@ MATCH (d:Document {id: s.document_id})
 RETURN s.id AS section_id, s.document_id AS document_id, d.path AS path, d.version AS version,
        d.title AS page_title, s.title AS heading, s.anchor AS anchor, s.level AS level,
        s.part AS part, s.trail AS trail, s.text AS text, s.checksum AS checksum,
-       s.parent_id AS parent_id, d.last_edited AS last_edited,
+       s.parent_id AS parent_id,
        COLLECT {
          MATCH (s)-[:MENTIONS]->(e)
          WHERE e:Command OR e:Configuration OR e:Error OR e:Parameter OR e:Concept OR e:Component
