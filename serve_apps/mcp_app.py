@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from mcp.server.transport_security import TransportSecuritySettings
 from ray import serve
@@ -128,8 +129,6 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 async def _health(deployment: MCPDeployment) -> Response:
-    import anyio.to_thread
-
     def probe() -> dict[str, Any]:
         box = deployment.toolbox()
         report: dict[str, Any] = {"graph": "ok", "versions": box.engine.versions()}

@@ -27,7 +27,6 @@ from wekadocs.query.tools import EDGE_TYPES, MAX_DEPTH, Toolbox
 
 __all__ = ["build_mcp_server"]
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question, in words")]
 Version = Annotated[str | None, Field(description="docs version such as '4.4'; default: the newest ingested")]
 PathPrefix = Annotated[str | None, Field(description="only pages under this path, e.g. 'operation-guide/'")]

@@ -31,7 +31,7 @@ from wekadocs.query.retrieval import Candidate, Pool
 from wekadocs.query.templates import template
 from wekadocs.vector_store import VectorStore
 
-__all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K"]
+__all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K", "check_query", "check_top_k", "evidence_of"]
 
 MAX_TOP_K = 50
 KEYWORD_DEPTH = 50  # keyword hits taken into the pool
@@ -92,7 +92,7 @@ class QueryEngine:
         # why the last vector search failed (None once one succeeds), so the
         # shell that owns this engine can reconnect the store
         self.vector_failure: str | None = None
-        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword")
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-engine")
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
 
     # -- scope ---------------------------------------------------------------

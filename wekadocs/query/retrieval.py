@@ -66,7 +66,7 @@ class Pool:
         more from better seeds and closer edge families."""
         seed_rank = {section_id: rank for rank, section_id in enumerate(seeds)}
         for row in rows:
-            seed, section_id, via = str(row["seed"]), str(row["section_id"]), int(str(row["via"]))
+            seed, section_id, via = str(row["seed"]), str(row["section_id"]), int(row["via"])  # type: ignore[call-overload]
             candidate = self.get(section_id)
             candidate.graph += VIA_WEIGHT[via] / (1 + seed_rank.get(seed, len(seeds)))
             candidate.reached_via.add(VIA_NAMES[via])

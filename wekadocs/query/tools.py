@@ -79,7 +79,7 @@ class Toolbox:
         error = check_query(error, what="error")
         top_k = check_top_k(top_k)
         scope = self.engine.scope(version, None)
-        found = self._resolve(error, ["Error"], required=False)
+        found = self._find(error, ["Error"])
         search = self.engine.search(error, version=scope.version, top_k=top_k)
         if found is None:
             evidence = search.evidence(top_k)
@@ -120,7 +120,7 @@ class Toolbox:
         top_k = check_top_k(top_k)
         scope = self.engine.scope(version, None)
         search = self.engine.search(topic, version=scope.version, top_k=top_k)
-        found = self._resolve(topic, ["Concept", "Component", "Configuration", "Command"], required=False)
+        found = self._find(topic, ["Concept", "Component", "Configuration", "Command"])
         needs: list[dict[str, Any]] = []
         needed_by: list[dict[str, Any]] = []
         if found is not None:
@@ -252,15 +252,20 @@ class Toolbox:
                     for r in rows]
         return sorted(subjects, key=lambda s: not s.exact)  # stable: exact names first, then by score
 
-    def _resolve(self, term: str, labels: list[str], *, required: bool = True) -> Any:
+    def _resolve(self, term: str, labels: list[str]) -> Subject:
+        found = self._find(term, labels)
+        if found is None:
+            raise QueryError(f"nothing in the graph is named like {term!r}; try search_documentation")
+        return found
+
+    def _find(self, term: str, labels: list[str]) -> Subject | None:
+        """An id names its node; a name goes through the entity index."""
         term = check_query(term, what="subject")
         if _ID.match(term):
             rows = self.engine.run("section_details", ids=[term], limit=1)
             name = str(rows[0]["heading"]) if rows else term
             return Subject(term, "Section" if rows else "node", name, True)
         found = self._lookup(term, [label for label in labels if label != "Section"], limit=10)
-        if not found and required:
-            raise QueryError(f"nothing in the graph is named like {term!r}; try search_documentation")
         return found[0] if found else None
 
     def _facts(self, name: str, scope: Scope) -> tuple[Subject, dict[str, Any]]:
