@@ -38,7 +38,6 @@ KEYWORD_DEPTH = 50  # keyword hits taken into the pool
 KEYWORD_FETCH_CAP = 5000
 VECTOR_DEPTH = 50  # vector hits taken into the pool
 SEEDS = 10  # fused candidates whose neighbours join the pool
-TITLE_BOOST = 2.0
 CACHE_S = 10.0  # versions and page lists change only when something is ingested
 
 Encoder = Callable[[list[str]], np.ndarray]
@@ -158,7 +157,7 @@ class QueryEngine:
         return SearchResult(ranked, scope, diagnostics, confidence(ranked), terms)
 
     def _keyword(self, query: str, scope: Scope) -> list[tuple[str, float]]:
-        lucene = lucene_query(query, TITLE_BOOST)
+        lucene = lucene_query(query)
         if not lucene:
             return []
         # The index spans every version and source; fetch enough hits that the
