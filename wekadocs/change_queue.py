@@ -1,0 +1,211 @@
+"""The durable change queue: Redis Streams with a consumer group.
+
+* **At-least-once.** Consumers read through a consumer group and acknowledge
+  only after the stores are written; an entry a dead consumer held is claimed
+  by another after ``min_idle_ms`` (``reclaim``). Ingestion is idempotent, so
+  a re-delivered event changes nothing twice.
+* **Nothing dropped silently.** ``enqueue`` adds atomically (one Lua script)
+  only while the queue holds fewer than ``capacity`` entries; otherwise it
+  raises :class:`QueueFull`, which the sender sees (a webhook answers 503).
+  ``backpressure`` turns on at 80 % so pollers pause before that.
+* **A priority lane.** Two streams; readers drain ``high`` before ``normal``.
+* **Duplicates.** A delivery id seen within ``dedupe_ttl_s`` is not added again.
+* **Poison entries.** An entry that is not a valid event moves to a
+  dead-letter stream instead of blocking the consumers.
+
+Acknowledged entries are deleted, so a stream's length is exactly what is
+waiting or in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import redis
+from pydantic import ValidationError
+
+from wekadocs.change_event import ChangeEvent, Priority
+from wekadocs.errors import StoreError
+
+__all__ = ["ChangeQueue", "QueueFull", "Delivery", "QueueStats", "EnqueueResult"]
+
+PRIORITIES: tuple[Priority, ...] = ("high", "normal")
+
+# KEYS: high stream, normal stream, dedupe key, target stream
+# ARGV: capacity, dedupe ttl s, event json
+_ENQUEUE = """
+local depth = redis.call('XLEN', KEYS[1]) + redis.call('XLEN', KEYS[2])
+if depth >= tonumber(ARGV[1]) then return {'full', tostring(depth)} end
+if redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[2])) == false then
+  return {'duplicate', ''}
+end
+return {'accepted', redis.call('XADD', KEYS[4], '*', 'event', ARGV[3])}
+"""
+
+
+class QueueFull(StoreError):
+    """The queue is at capacity; the event was not added and must be sent again later."""
+
+    def __init__(self, depth: int, capacity: int) -> None:
+        self.depth = depth
+        self.capacity = capacity
+        super().__init__(f"change queue is full ({depth} of {capacity} entries); retry later")
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    status: Literal["accepted", "duplicate"]
+    entry_id: str  # "" for a duplicate
+
+
+@dataclass(frozen=True)
+class Delivery:
+    stream: str
+    entry_id: str
+    event: ChangeEvent
+    redelivered: bool = False  # taken over from a consumer that did not acknowledge it
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int  # waiting + in flight
+    pending: int  # delivered, not yet acknowledged
+    oldest_pending_age_s: float
+    lag: int  # never delivered
+    capacity: int
+
+    @property
+    def fill(self) -> float:
+        return self.depth / self.capacity if self.capacity else 0.0
+
+
+class ChangeQueue:
+    """Args:
+        client: a Redis client (``decode_responses=True``).
+        name: key prefix of the streams.
+        group: the consumer group every consumer joins.
+        capacity: most entries held (waiting + in flight).
+    """
+
+    def __init__(self, client: redis.Redis, *, name: str = "wekadocs:changes", group: str = "ingest",
+                 capacity: int = 10_000, backpressure_at: float = 0.8, dedupe_ttl_s: int = 86_400) -> None:
+        self.client = client
+        self.name = name
+        self.group = group
+        self.capacity = capacity
+        self.backpressure_at = backpressure_at
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self.streams = {p: f"{name}:{p}" for p in PRIORITIES}
+        self.dead_letters = f"{name}:dead"
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._ensure_group()
+
+    def enqueue(self, event: ChangeEvent) -> EnqueueResult:
+        keys = [self.streams["high"], self.streams["normal"], f"{self.name}:seen:{event.delivery_id}",
+                self.streams[event.priority]]
+        with _translated("adding a change event"):
+            status, detail = self._enqueue(keys=keys, args=[self.capacity, self.dedupe_ttl_s,
+                                                            event.model_dump_json()])
+        if status == "full":
+            raise QueueFull(int(detail), self.capacity)
+        return EnqueueResult(status, detail)
+
+    def backpressure(self) -> bool:
+        """True from ``backpressure_at`` of capacity: producers should pause."""
+        return self.stats().fill >= self.backpressure_at
+
+    def read(self, consumer: str, count: int = 10, block_ms: int | None = None) -> list[Delivery]:
+        """New entries for ``consumer``, the high lane first."""
+        deliveries: list[Delivery] = []
+        for priority in PRIORITIES:
+            wanted = count - len(deliveries)
+            if wanted <= 0:
+                break
+            with _translated("reading change events"):
+                reply = self.client.xreadgroup(self.group, consumer, {self.streams[priority]: ">"}, count=wanted)
+            deliveries += self._parse(reply)
+        if not deliveries and block_ms:
+            with _translated("waiting for change events"):
+                reply = self.client.xreadgroup(self.group, consumer, {s: ">" for s in self.streams.values()},
+                                               count=count, block=block_ms)
+            deliveries = self._parse(reply)
+        return deliveries
+
+    def reclaim(self, consumer: str, min_idle_ms: int, count: int = 10) -> list[Delivery]:
+        """Entries another consumer took and held longer than ``min_idle_ms``
+        (it died or hung): they move to ``consumer``."""
+        deliveries: list[Delivery] = []
+        for priority in PRIORITIES:
+            stream = self.streams[priority]
+            with _translated("reclaiming change events"):
+                _, claimed, _ = self.client.xautoclaim(stream, self.group, consumer, min_idle_ms, "0-0", count=count)
+            found = [self._delivery(stream, entry_id, fields, redelivered=True)
+                     for entry_id, fields in claimed if fields]
+            deliveries += [d for d in found if d is not None]
+        return deliveries
+
+    def ack(self, deliveries: list[Delivery]) -> int:
+        """Acknowledge (after the stores are written) and delete the entries."""
+        done = 0
+        with _translated("acknowledging change events"):
+            for delivery in deliveries:
+                done += int(self.client.xack(delivery.stream, self.group, delivery.entry_id))
+                self.client.xdel(delivery.stream, delivery.entry_id)
+        return done
+
+    def stats(self) -> QueueStats:
+        depth = pending = lag = 0
+        oldest_ms = 0
+        with _translated("reading queue statistics"):
+            for stream in self.streams.values():
+                depth += int(self.client.xlen(stream))
+                summary = self.client.xpending(stream, self.group)
+                pending += int(summary["pending"])
+                if summary["pending"]:
+                    first = self.client.xpending_range(stream, self.group, "-", "+", 1)
+                    oldest_ms = max(oldest_ms, int(first[0]["time_since_delivered"]))
+                for group in self.client.xinfo_groups(stream):
+                    lag += int(group.get("lag") or 0)
+        return QueueStats(depth, pending, oldest_ms / 1000, lag, self.capacity)
+
+    def _ensure_group(self) -> None:
+        for stream in self.streams.values():
+            try:
+                self.client.xgroup_create(stream, self.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise StoreError(f"creating consumer group {self.group} on {stream}: {exc}") from exc
+            except redis.RedisError as exc:
+                raise StoreError(f"Redis is unreachable: {exc}") from exc
+
+    def _parse(self, reply: list[tuple[str, list[tuple[str, dict[str, str]]]]] | None) -> list[Delivery]:
+        deliveries = [self._delivery(stream, entry_id, fields) for stream, entries in (reply or [])
+                      for entry_id, fields in entries]
+        return [d for d in deliveries if d is not None]
+
+    def _delivery(self, stream: str, entry_id: str, fields: dict[str, str], *,
+                  redelivered: bool = False) -> Delivery | None:
+        """The entry as an event; one that is not a valid event is moved to the
+        dead-letter stream (kept for a person to look at, never retried)."""
+        try:
+            event = ChangeEvent.model_validate_json(fields["event"])
+        except (KeyError, ValidationError) as exc:
+            with _translated("moving a bad entry aside"):
+                self.client.xadd(self.dead_letters, {**fields, "from": f"{stream} {entry_id}",
+                                                     "error": str(exc)[:2000]})
+                self.client.xack(stream, self.group, entry_id)
+                self.client.xdel(stream, entry_id)
+            return None
+        return Delivery(stream, entry_id, event, redelivered)
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """The one place Redis client errors become ``StoreError``."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreError(f"{action}: Redis failed: {exc}") from exc
