@@ -1,0 +1,126 @@
+"""Changes in a git repository's docs folder, as change events.
+
+Real git, run as a subprocess: a bare mirror of the remote (or a local
+repository) under the data dir, ``git fetch`` to move it, and
+``git diff --name-status -M`` between the last ingested revision and the
+branch head, limited to the docs folder and the page extensions. Works offline
+on local repositories.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from wekadocs.change_event import ChangeEvent, ChangeType
+from wekadocs.errors import WekadocsError
+
+__all__ = ["GitSource", "GitChanges", "GitError"]
+
+GIT_TIMEOUT_S = 300
+_STATUS: dict[str, ChangeType] = {"A": "added", "M": "modified", "D": "removed", "R": "renamed",
+                                  "C": "added", "T": "modified"}
+
+
+class GitError(WekadocsError):
+    """A git command failed; the message carries git's own words."""
+
+
+@dataclass(frozen=True)
+class GitSource:
+    name: str
+    url: str  # any git remote, or a path to a local repository
+    branch: str = "main"
+    docs_path: str = ""  # folder inside the repository; "" for all of it
+    extensions: tuple[str, ...] = field(default=(".md", ".html", ".htm"))
+
+
+class GitChanges:
+    """One source's mirror: ``fetch`` moves it, ``changes`` lists what moved."""
+
+    def __init__(self, source: GitSource, mirrors: Path) -> None:
+        self.source = source
+        self.mirror = mirrors / f"{source.name}.git"
+
+    def fetch(self) -> str:
+        """Bring the mirror up to the remote; the branch head's commit id."""
+        if not (self.mirror / "HEAD").exists():
+            self.mirror.parent.mkdir(parents=True, exist_ok=True)
+            _git(None, "clone", "--bare", "--quiet", self.source.url, str(self.mirror))
+        branch = self.source.branch
+        self._git("fetch", "--quiet", "--prune", self.source.url, f"+refs/heads/{branch}:refs/heads/{branch}")
+        return self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").strip()
+
+    def changes(self, since: str | None, head: str) -> list[ChangeEvent]:
+        """Pages changed from ``since`` to ``head`` (every page, as added, when
+        ``since`` is None); paths relative to the docs folder."""
+        scope = self.source.docs_path.strip("/") or "."
+        if since is None:
+            listed = self._git("ls-tree", "-r", "--name-only", head, "--", scope).splitlines()
+            rows = [("A", path, None) for path in listed]
+        else:
+            out = self._git("diff", "--name-status", "-M", "--no-color", since, head, "--", scope)
+            rows = [_parse_status(line) for line in out.splitlines() if line.strip()]
+        events = []
+        for status, path, old in rows:
+            event = self._event(status, path, old, head)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def read(self, revision: str, path: str) -> bytes:
+        """A page's bytes at a revision (``path`` relative to the docs folder)."""
+        full = str(PurePosixPath(self.source.docs_path.strip("/") or ".") / path)
+        return self._git_bytes("show", f"{revision}:{full.removeprefix('./')}")
+
+    def _event(self, status: str, path: str, old: str | None, head: str) -> ChangeEvent | None:
+        kind = _STATUS.get(status[0])
+        relative, old_relative = self._relative(path), self._relative(old) if old else None
+        if kind is None or relative is None:
+            return None
+        if kind == "renamed" and old_relative is None:  # moved in from outside the docs
+            kind = "added"
+        return ChangeEvent(source=self.source.name, path=relative, change=kind, revision=head,
+                           delivery_id=f"git:{self.source.name}:{head}:{relative}",
+                           old_path=old_relative if kind == "renamed" else None)
+
+    def _relative(self, path: str) -> str | None:
+        """The path under the docs folder, or None when outside it or not a page."""
+        prefix = self.source.docs_path.strip("/")
+        if prefix and not path.startswith(prefix + "/"):
+            return None
+        relative = path[len(prefix) + 1:] if prefix else path
+        return relative if relative.lower().endswith(self.source.extensions) else None
+
+    def _git(self, *args: str) -> str:
+        return _git(self.mirror, *args)
+
+    def _git_bytes(self, *args: str) -> bytes:
+        return _run(self.mirror, args).stdout
+
+
+def _parse_status(line: str) -> tuple[str, str, str | None]:
+    parts = line.split("\t")
+    if parts[0].startswith(("R", "C")):
+        return parts[0], parts[2], parts[1]
+    return parts[0], parts[1], None
+
+
+def _git(repo: Path | None, *args: str) -> str:
+    return _run(repo, args).stdout.decode("utf-8", errors="replace")
+
+
+def _run(repo: Path | None, args: tuple[str, ...]) -> subprocess.CompletedProcess[bytes]:
+    command = ["git", *(["--git-dir", str(repo)] if repo else []), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
+                              env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})  # never ask for a password
+    except FileNotFoundError as exc:
+        raise GitError("git is not installed or not on PATH") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT_S}s") from exc
+    if done.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done
