@@ -307,9 +307,10 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bo
               "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
               "{\"name\":\"search_documentation\",\"arguments\":{\"query\":\"how do I create a snapshot\"}}}'")
     _emit(as_json, {"app": served.name, "url": served.url, "health": served.health_url,
-                    "replicas": served.replicas}, [
+                    "webhooks": served.webhooks_url, "replicas": served.replicas}, [
         f"MCP endpoint: {served.url}  (streamable HTTP, stateless)",
         f"health:       {served.health_url}",
+        f"webhooks:     {served.webhooks_url}/github, {served.webhooks_url}/gitlab",
         "sample call:",
         f"  {sample}",
         "connect an MCP client: see README \"Connecting an MCP client\"",
@@ -321,7 +322,7 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bo
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        undeploy(settings, served.name)
+        undeploy(settings, served.apps)
         click.echo("stopped", err=True)
 
 

@@ -1,4 +1,4 @@
-"""Deploying the MCP application on the local Ray cluster (or ``RAY_ADDRESS``).
+"""Deploying the MCP and webhook applications on the local Ray cluster (or ``RAY_ADDRESS``).
 
 The deployment options (autoscaling, concurrency, CPUs) come from
 ``serve_apps/serve_config.yaml``, the same file ``serve deploy`` takes, so the
@@ -9,6 +9,7 @@ own schema before anything is deployed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -25,10 +26,11 @@ import serve_apps
 from cluster.ray_runtime import connect
 from cluster.vector_owner import vector_store_for
 from serve_apps.mcp_app import MCP_PATH, application
+from serve_apps.webhook_app import webhook_application
 from wekadocs.errors import ServiceError
 from wekadocs.settings import Settings, load_settings
 
-__all__ = ["SERVE_CONFIG", "ServedApp", "load_serve_config", "deploy", "undeploy", "build_app"]
+__all__ = ["SERVE_CONFIG", "ServedApp", "load_serve_config", "deploy", "undeploy", "build_app", "build_webhooks"]
 
 SERVE_CONFIG = Path(serve_apps.__file__).with_name("serve_config.yaml")
 READY_TIMEOUT_S = 180.0
@@ -36,10 +38,12 @@ READY_TIMEOUT_S = 180.0
 
 @dataclass(frozen=True)
 class ServedApp:
-    name: str
+    name: str  # the MCP application
     url: str  # the MCP endpoint
     health_url: str
+    webhooks_url: str  # prefix of /github, /gitlab, /health
     replicas: dict[str, Any]
+    apps: tuple[str, ...] = ()
 
 
 def load_serve_config(path: Path = SERVE_CONFIG) -> ServeDeploySchema:
@@ -51,25 +55,35 @@ def load_serve_config(path: Path = SERVE_CONFIG) -> ServeDeploySchema:
 
 
 def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CONFIG) -> ServedApp:
-    """Deploy (or update) the MCP app and wait until /health answers."""
+    """Deploy (or update) the MCP and webhook apps; wait until both answer."""
     schema = load_serve_config(config)
-    app = schema.applications[0]
-    options = {d.name: d.model_dump(exclude_unset=True, exclude={"name"}) for d in app.deployments}
     connect(settings, allow_in_process=False)
     serve.start(http_options={"host": host, "port": port})
-    mcp = application(settings, partial(vector_store_for, settings), options.get("MCPServer"))
-    serve.run(mcp, name=app.name, route_prefix=app.route_prefix or "/", blocking=False)
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{local}:{port}"
-    _await_health(f"{base}/health")
-    status = serve.status().applications[app.name]
-    replicas = {name: d.replica_states for name, d in status.deployments.items()}
-    return ServedApp(app.name, f"{base}{MCP_PATH}", f"{base}/health", replicas)
+    prefixes: dict[str, str] = {}
+    for app in schema.applications:
+        if app.import_path not in _BUILDERS:
+            raise ServiceError(f"{config}: no builder for import_path {app.import_path!r}")
+        options = {d.name: d.model_dump(exclude_unset=True, exclude={"name"}) for d in app.deployments}
+        prefix = app.route_prefix or "/"
+        serve.run(_BUILDERS[app.import_path](settings, options), name=app.name, route_prefix=prefix,
+                  blocking=False)
+        prefixes[app.import_path] = prefix.rstrip("/")
+    mcp_prefix = prefixes.get("cluster.serve_runner:build_app", "")
+    hooks = f"{base}{prefixes.get('cluster.serve_runner:build_webhooks', '/webhooks')}"
+    _await_health(f"{base}{mcp_prefix}/health")
+    _await_health(f"{hooks}/health")
+    statuses = serve.status().applications
+    replicas = {name: d.replica_states for app in statuses.values() for name, d in app.deployments.items()}
+    return ServedApp(schema.applications[0].name, f"{base}{mcp_prefix}{MCP_PATH}", f"{base}{mcp_prefix}/health",
+                     hooks, replicas, tuple(app.name for app in schema.applications))
 
 
-def undeploy(settings: Settings, name: str | None = None) -> None:
+def undeploy(settings: Settings, names: tuple[str, ...] = ()) -> None:
     connect(settings, allow_in_process=False)
-    serve.delete(name or load_serve_config().applications[0].name)
+    for name in names or tuple(app.name for app in load_serve_config().applications):
+        serve.delete(name)
 
 
 def _await_health(url: str) -> None:
@@ -84,7 +98,7 @@ def _await_health(url: str) -> None:
         except httpx.HTTPError as exc:
             last = str(exc)
         time.sleep(1)
-    raise ServiceError(f"the MCP app did not become healthy at {url} within {READY_TIMEOUT_S:.0f}s: {last}")
+    raise ServiceError(f"the Serve app did not become healthy at {url} within {READY_TIMEOUT_S:.0f}s: {last}")
 
 
 def build_app(args: dict[str, Any]) -> Application:
@@ -92,3 +106,16 @@ def build_app(args: dict[str, Any]) -> Application:
     settings from the cluster's environment, overridden by the config's ``args``."""
     settings = load_settings(**args)
     return application(settings, partial(vector_store_for, settings))
+
+
+def build_webhooks(args: dict[str, Any]) -> Application:
+    """Entry point of ``serve deploy`` for the webhook app."""
+    return webhook_application(load_settings(**args))
+
+
+_BUILDERS: dict[str, Callable[[Settings, dict[str, Any]], Application]] = {
+    "cluster.serve_runner:build_app": lambda settings, options: application(
+        settings, partial(vector_store_for, settings), options.get("MCPServer")),
+    "cluster.serve_runner:build_webhooks": lambda settings, options: webhook_application(
+        settings, options.get("WebhookServer")),
+}

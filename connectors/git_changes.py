@@ -17,9 +17,10 @@ from pathlib import Path, PurePosixPath
 from wekadocs.change_event import ChangeEvent, ChangeType
 from wekadocs.errors import WekadocsError
 
-__all__ = ["GitSource", "GitChanges", "GitError"]
+__all__ = ["GitSource", "GitChanges", "GitError", "docs_page", "PAGE_EXTENSIONS"]
 
 GIT_TIMEOUT_S = 300
+PAGE_EXTENSIONS = (".md", ".html", ".htm")
 _STATUS: dict[str, ChangeType] = {"A": "added", "M": "modified", "D": "removed", "R": "renamed",
                                   "C": "added", "T": "modified"}
 
@@ -34,7 +35,7 @@ class GitSource:
     url: str  # any git remote, or a path to a local repository
     branch: str = "main"
     docs_path: str = ""  # folder inside the repository; "" for all of it
-    extensions: tuple[str, ...] = field(default=(".md", ".html", ".htm"))
+    extensions: tuple[str, ...] = field(default=PAGE_EXTENSIONS)
 
 
 class GitChanges:
@@ -87,18 +88,23 @@ class GitChanges:
                            old_path=old_relative if kind == "renamed" else None)
 
     def _relative(self, path: str) -> str | None:
-        """The path under the docs folder, or None when outside it or not a page."""
-        prefix = self.source.docs_path.strip("/")
-        if prefix and not path.startswith(prefix + "/"):
-            return None
-        relative = path[len(prefix) + 1:] if prefix else path
-        return relative if relative.lower().endswith(self.source.extensions) else None
+        return docs_page(path, self.source.docs_path, self.source.extensions)
 
     def _git(self, *args: str) -> str:
         return _git(self.mirror, *args)
 
     def _git_bytes(self, *args: str) -> bytes:
         return _run(self.mirror, args).stdout
+
+
+def docs_page(path: str, docs_path: str, extensions: tuple[str, ...] = PAGE_EXTENSIONS) -> str | None:
+    """A repository path relative to the docs folder, or None when it lies
+    outside the folder or is not a page."""
+    prefix = docs_path.strip("/")
+    if prefix and not path.startswith(prefix + "/"):
+        return None
+    relative = path[len(prefix) + 1:] if prefix else path
+    return relative if relative.lower().endswith(extensions) else None
 
 
 def _parse_status(line: str) -> tuple[str, str, str | None]:

@@ -1,0 +1,136 @@
+"""The webhook app over HTTP (in-process ASGI), writing to the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from serve_apps.webhook_app import build_webhook_app
+from wekadocs.change_queue import ChangeQueue
+from wekadocs.settings import Settings
+from wekadocs.source_registry import SourceConfig, SourceRegistry, repo_key
+
+SECRET = "s3cret"
+REPO = {"clone_url": "https://github.com/acme/docs.git", "html_url": "https://github.com/acme/docs"}
+
+
+@pytest.fixture
+def parts(settings: Settings, stack: object) -> Iterator[tuple[SourceRegistry, ChangeQueue, redis.Redis]]:
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    prefix = f"test:hooks:{uuid.uuid4().hex[:8]}"
+    registry = SourceRegistry(client, key=f"{prefix}:sources")
+    registry.add(SourceConfig(name="acme-docs", kind="github", url="git@github.com:acme/docs.git",
+                              docs_path="docs", webhook_secret_env="ACME_SECRET"))
+    yield registry, ChangeQueue(client, name=f"{prefix}:changes", capacity=5), client
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+def post(registry: SourceRegistry, queue: ChangeQueue, path: str, body: bytes,
+         headers: dict[str, str]) -> httpx.Response:
+    app = build_webhook_app(registry, queue, secret_for=lambda s: SECRET if s.name == "acme-docs" else None,
+                            max_body=10_000)
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as client:
+            return await client.post(path, content=body, headers=headers)
+
+    return asyncio.run(go())
+
+
+def github(payload: dict[str, Any], *, event: str = "push", delivery: str = "d-1",
+           secret: str = SECRET) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature,
+                  "Content-Type": "application/json"}
+
+
+PUSH = {"after": "f00d", "repository": REPO, "commits": [
+    {"added": ["docs/new.md", "src/app.py"], "modified": ["docs/guide.md"], "removed": []},
+    {"added": [], "modified": [], "removed": ["docs/new.md", "docs/img.png"]},
+]}
+
+
+def test_repository_urls_match_in_any_spelling() -> None:
+    assert repo_key("git@github.com:Acme/docs.git") == repo_key("https://github.com/acme/docs") == "github.com/acme/docs"
+
+
+def test_a_signed_push_enqueues_one_event_per_page(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    response = post(registry, queue, "/github", *github(PUSH))
+    assert response.status_code == 202 and response.json() == {"accepted": 2, "duplicates": 0}
+    got = {(d.event.change, d.event.path) for d in queue.read("c", count=10)}
+    assert got == {("removed", "new.md"), ("modified", "guide.md")}  # the last change of a page wins
+
+
+def test_a_replayed_delivery_adds_nothing(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    post(registry, queue, "/github", *github(PUSH))
+    again = post(registry, queue, "/github", *github(PUSH))
+    assert again.json() == {"accepted": 0, "duplicates": 2}
+    assert queue.stats().depth == 2
+
+
+def test_ping_answers_pong(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    response = post(registry, queue, "/github", *github({"repository": REPO}, event="ping"))
+    assert response.json() == {"pong": True, "sources": ["acme-docs"]}
+
+
+@pytest.mark.parametrize("case, status", [
+    ("bad-signature", 401), ("no-signature", 401), ("unknown-repo", 404), ("bad-json", 400),
+    ("no-delivery", 400), ("oversize", 413),
+])
+def test_refusals_enqueue_nothing(parts, case: str, status: int) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    body, headers = github(PUSH)
+    if case == "bad-signature":
+        body, headers = github(PUSH, secret="wrong")
+    elif case == "no-signature":
+        headers.pop("X-Hub-Signature-256")
+    elif case == "unknown-repo":
+        body, headers = github({**PUSH, "repository": {"clone_url": "https://github.com/other/repo.git"}})
+    elif case == "bad-json":
+        body = b"{not json"
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    elif case == "no-delivery":
+        headers.pop("X-GitHub-Delivery")
+    elif case == "oversize":
+        body, headers = github({**PUSH, "padding": "x" * 20_000})
+    response = post(registry, queue, "/github", body, headers)
+    assert response.status_code == status, response.text
+    assert queue.stats().depth == 0
+
+
+def test_a_full_queue_answers_503_with_retry_after(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    many = {**PUSH, "commits": [{"added": [f"docs/p{i}.md" for i in range(4)], "modified": [], "removed": []}]}
+    first = post(registry, queue, "/github", *github(many, delivery="d-a"))
+    assert first.status_code == 202
+    refused = post(registry, queue, "/github", *github(PUSH, delivery="d-b"))
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert queue.stats().depth == 4  # what was accepted stays; nothing half-added
+
+
+def test_gitlab_token(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    payload = {"object_kind": "push", "checkout_sha": "beef",
+               "project": {"git_http_url": "https://github.com/acme/docs.git"},
+               "commits": [{"added": ["docs/a.md"], "modified": [], "removed": []}]}
+    body = json.dumps(payload).encode()
+    wrong = post(registry, queue, "/gitlab", body, {"X-Gitlab-Token": "nope"})
+    assert wrong.status_code == 401 and queue.stats().depth == 0
+    right = post(registry, queue, "/gitlab", body, {"X-Gitlab-Token": SECRET, "X-Gitlab-Event-UUID": "u1"})
+    assert right.status_code == 202 and right.json()["accepted"] == 1

@@ -1,0 +1,87 @@
+"""The configured sources, kept in Redis so every process sees the same list."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+import redis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from wekadocs.errors import StoreError, WekadocsError
+
+__all__ = ["SourceConfig", "SourceRegistry", "SourceError", "repo_key"]
+
+
+class SourceError(WekadocsError):
+    """A source name is unknown or taken, or its configuration is invalid."""
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="lower-case slug")
+    kind: Literal["git", "github", "notion", "confluence"]
+    url: str = Field(min_length=1, max_length=500)
+    branch: str = "main"
+    docs_path: str = ""
+    webhook_secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+                                           description="environment variable holding the webhook secret")
+
+
+def repo_key(url: str) -> str:
+    """``host/owner/repo`` for any spelling of a repository URL (https, ssh,
+    scp-like, with or without ``.git``), so a webhook's repository matches
+    the source that names it."""
+    text = url.strip().lower()
+    text = re.sub(r"^[a-z+]+://", "", text)  # scheme
+    text = re.sub(r"^[^@/]+@", "", text)  # user@
+    text = re.sub(r"^([^/:]+):(?!\d+/)", r"\1/", text)  # scp-like host:path
+    text = re.sub(r"^([^/]+):\d+/", r"\1/", text)  # port
+    return text.removesuffix("/").removesuffix(".git")
+
+
+class SourceRegistry:
+    def __init__(self, client: redis.Redis, *, key: str = "wekadocs:sources") -> None:
+        self.client = client
+        self.key = key
+
+    def add(self, source: SourceConfig) -> None:
+        try:
+            added = self.client.hsetnx(self.key, source.name, source.model_dump_json())
+        except redis.RedisError as exc:
+            raise StoreError(f"adding source {source.name}: Redis failed: {exc}") from exc
+        if not added:
+            raise SourceError(f"a source named {source.name!r} exists already")
+
+    def get(self, name: str) -> SourceConfig:
+        raw = self._call("reading a source", self.client.hget, self.key, name)
+        if raw is None:
+            raise SourceError(f"no source named {name!r}")
+        return _parse(name, raw)
+
+    def list(self) -> list[SourceConfig]:
+        raw = self._call("listing sources", self.client.hgetall, self.key)
+        return [_parse(name, value) for name, value in sorted(raw.items())]
+
+    def remove(self, name: str) -> None:
+        if not self._call("removing a source", self.client.hdel, self.key, name):
+            raise SourceError(f"no source named {name!r}")
+
+    def find_by_repo(self, url: str) -> list[SourceConfig]:
+        wanted = repo_key(url)
+        return [s for s in self.list() if s.kind in ("git", "github") and repo_key(s.url) == wanted]
+
+    @staticmethod
+    def _call(action: str, method, *args):  # type: ignore[no-untyped-def]
+        try:
+            return method(*args)
+        except redis.RedisError as exc:
+            raise StoreError(f"{action}: Redis failed: {exc}") from exc
+
+
+def _parse(name: str, raw: str) -> SourceConfig:
+    try:
+        return SourceConfig.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SourceError(f"source {name!r} is stored in a form this version cannot read: {exc}") from exc
