@@ -34,6 +34,9 @@ __all__ = ["SERVE_CONFIG", "ServedApp", "load_serve_config", "deploy", "undeploy
 
 SERVE_CONFIG = Path(serve_apps.__file__).with_name("serve_config.yaml")
 READY_TIMEOUT_S = 180.0
+# The config's import paths, each mapped to how `wekadocs serve` builds it (_BUILDERS).
+MCP_IMPORT = "cluster.serve_runner:build_app"
+WEBHOOKS_IMPORT = "cluster.serve_runner:build_webhooks"
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CON
         serve.run(_BUILDERS[app.import_path](settings, options), name=app.name, route_prefix=prefix,
                   blocking=False)
         prefixes[app.import_path] = prefix.rstrip("/")
-    mcp_prefix = prefixes.get("cluster.serve_runner:build_app", "")
-    hooks = f"{base}{prefixes.get('cluster.serve_runner:build_webhooks', '/webhooks')}"
+    mcp_prefix = prefixes.get(MCP_IMPORT, "")
+    hooks = f"{base}{prefixes.get(WEBHOOKS_IMPORT, '/webhooks')}"
     _await_health(f"{base}{mcp_prefix}/health")
     _await_health(f"{hooks}/health")
     statuses = serve.status().applications
@@ -114,8 +117,8 @@ def build_webhooks(args: dict[str, Any]) -> Application:
 
 
 _BUILDERS: dict[str, Callable[[Settings, dict[str, Any]], Application]] = {
-    "cluster.serve_runner:build_app": lambda settings, options: application(
+    MCP_IMPORT: lambda settings, options: application(
         settings, partial(vector_store_for, settings), options.get("MCPServer")),
-    "cluster.serve_runner:build_webhooks": lambda settings, options: webhook_application(
+    WEBHOOKS_IMPORT: lambda settings, options: webhook_application(
         settings, options.get("WebhookServer")),
 }

@@ -132,11 +132,7 @@ def _json(body: bytes) -> tuple[dict[str, Any], JSONResponse | None]:
 
 
 async def _sources(registry: SourceRegistry, urls: list[str]) -> list[SourceConfig]:
-    found: dict[str, SourceConfig] = {}
-    for url in urls:
-        for source in await anyio.to_thread.run_sync(registry.find_by_repo, url):
-            found[source.name] = source
-    return list(found.values())
+    return await anyio.to_thread.run_sync(lambda: registry.find_by_repo(*urls)) if urls else []
 
 
 def _github_signature_ok(secret: str | None, body: bytes, header: str) -> bool:

@@ -19,8 +19,6 @@ waiting or in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +27,7 @@ from pydantic import ValidationError
 
 from wekadocs.change_event import ChangeEvent, Priority
 from wekadocs.errors import StoreError
+from wekadocs.redis_errors import redis_errors
 
 __all__ = ["ChangeQueue", "QueueFull", "Delivery", "QueueStats", "EnqueueResult"]
 
@@ -106,7 +105,7 @@ class ChangeQueue:
     def enqueue(self, event: ChangeEvent) -> EnqueueResult:
         keys = [self.streams["high"], self.streams["normal"], f"{self.name}:seen:{event.delivery_id}",
                 self.streams[event.priority]]
-        with _translated("adding a change event"):
+        with redis_errors("adding a change event"):
             status, detail = self._enqueue(keys=keys, args=[self.capacity, self.dedupe_ttl_s,
                                                             event.model_dump_json()])
         if status == "full":
@@ -114,8 +113,14 @@ class ChangeQueue:
         return EnqueueResult(status, detail)
 
     def backpressure(self) -> bool:
-        """True from ``backpressure_at`` of capacity: producers should pause."""
-        return self.stats().fill >= self.backpressure_at
+        """True from ``backpressure_at`` of capacity: producers should pause.
+        Asked on every webhook, so it reads the depth only."""
+        return self.depth() >= self.backpressure_at * self.capacity
+
+    def depth(self) -> int:
+        """Entries waiting or in flight, both lanes."""
+        with redis_errors("reading the queue depth"):
+            return sum(int(self.client.xlen(stream)) for stream in self.streams.values())
 
     def read(self, consumer: str, count: int = 10, block_ms: int | None = None) -> list[Delivery]:
         """New entries for ``consumer``, the high lane first."""
@@ -124,11 +129,11 @@ class ChangeQueue:
             wanted = count - len(deliveries)
             if wanted <= 0:
                 break
-            with _translated("reading change events"):
+            with redis_errors("reading change events"):
                 reply = self.client.xreadgroup(self.group, consumer, {self.streams[priority]: ">"}, count=wanted)
             deliveries += self._parse(reply)
         if not deliveries and block_ms:
-            with _translated("waiting for change events"):
+            with redis_errors("waiting for change events"):
                 reply = self.client.xreadgroup(self.group, consumer, {s: ">" for s in self.streams.values()},
                                                count=count, block=block_ms)
             deliveries = self._parse(reply)
@@ -140,7 +145,7 @@ class ChangeQueue:
         deliveries: list[Delivery] = []
         for priority in PRIORITIES:
             stream = self.streams[priority]
-            with _translated("reclaiming change events"):
+            with redis_errors("reclaiming change events"):
                 _, claimed, _ = self.client.xautoclaim(stream, self.group, consumer, min_idle_ms, "0-0", count=count)
             found = [self._delivery(stream, entry_id, fields, redelivered=True)
                      for entry_id, fields in claimed if fields]
@@ -150,18 +155,17 @@ class ChangeQueue:
     def ack(self, deliveries: list[Delivery]) -> int:
         """Acknowledge (after the stores are written) and delete the entries."""
         done = 0
-        with _translated("acknowledging change events"):
+        with redis_errors("acknowledging change events"):
             for delivery in deliveries:
                 done += int(self.client.xack(delivery.stream, self.group, delivery.entry_id))
                 self.client.xdel(delivery.stream, delivery.entry_id)
         return done
 
     def stats(self) -> QueueStats:
-        depth = pending = lag = 0
+        pending = lag = 0
         oldest_ms = 0
-        with _translated("reading queue statistics"):
+        with redis_errors("reading queue statistics"):
             for stream in self.streams.values():
-                depth += int(self.client.xlen(stream))
                 summary = self.client.xpending(stream, self.group)
                 pending += int(summary["pending"])
                 if summary["pending"]:
@@ -169,7 +173,7 @@ class ChangeQueue:
                     oldest_ms = max(oldest_ms, int(first[0]["time_since_delivered"]))
                 for group in self.client.xinfo_groups(stream):
                     lag += int(group.get("lag") or 0)
-        return QueueStats(depth, pending, oldest_ms / 1000, lag, self.capacity)
+        return QueueStats(self.depth(), pending, oldest_ms / 1000, lag, self.capacity)
 
     def _ensure_group(self) -> None:
         for stream in self.streams.values():
@@ -193,19 +197,10 @@ class ChangeQueue:
         try:
             event = ChangeEvent.model_validate_json(fields["event"])
         except (KeyError, ValidationError) as exc:
-            with _translated("moving a bad entry aside"):
+            with redis_errors("moving a bad entry aside"):
                 self.client.xadd(self.dead_letters, {**fields, "from": f"{stream} {entry_id}",
                                                      "error": str(exc)[:2000]})
                 self.client.xack(stream, self.group, entry_id)
                 self.client.xdel(stream, entry_id)
             return None
         return Delivery(stream, entry_id, event, redelivered)
-
-
-@contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """The one place Redis client errors become ``StoreError``."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise StoreError(f"{action}: Redis failed: {exc}") from exc

@@ -8,7 +8,8 @@ from typing import Literal
 import redis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from wekadocs.errors import StoreError, WekadocsError
+from wekadocs.errors import WekadocsError
+from wekadocs.redis_errors import redis_errors
 
 __all__ = ["SourceConfig", "SourceRegistry", "SourceError", "repo_key"]
 
@@ -47,37 +48,34 @@ class SourceRegistry:
         self.key = key
 
     def add(self, source: SourceConfig) -> None:
-        try:
+        with redis_errors(f"adding source {source.name}"):
             added = self.client.hsetnx(self.key, source.name, source.model_dump_json())
-        except redis.RedisError as exc:
-            raise StoreError(f"adding source {source.name}: Redis failed: {exc}") from exc
         if not added:
             raise SourceError(f"a source named {source.name!r} exists already")
 
     def get(self, name: str) -> SourceConfig:
-        raw = self._call("reading a source", self.client.hget, self.key, name)
+        with redis_errors("reading a source"):
+            raw = self.client.hget(self.key, name)
         if raw is None:
             raise SourceError(f"no source named {name!r}")
         return _parse(name, raw)
 
     def list(self) -> list[SourceConfig]:
-        raw = self._call("listing sources", self.client.hgetall, self.key)
+        with redis_errors("listing sources"):
+            raw = self.client.hgetall(self.key)
         return [_parse(name, value) for name, value in sorted(raw.items())]
 
     def remove(self, name: str) -> None:
-        if not self._call("removing a source", self.client.hdel, self.key, name):
+        with redis_errors("removing a source"):
+            removed = self.client.hdel(self.key, name)
+        if not removed:
             raise SourceError(f"no source named {name!r}")
 
-    def find_by_repo(self, url: str) -> list[SourceConfig]:
-        wanted = repo_key(url)
-        return [s for s in self.list() if s.kind in ("git", "github") and repo_key(s.url) == wanted]
-
-    @staticmethod
-    def _call(action: str, method, *args):  # type: ignore[no-untyped-def]
-        try:
-            return method(*args)
-        except redis.RedisError as exc:
-            raise StoreError(f"{action}: Redis failed: {exc}") from exc
+    def find_by_repo(self, *urls: str) -> list[SourceConfig]:
+        """Repository sources naming any of ``urls`` (a webhook carries several
+        spellings of one repository): one read of the registry."""
+        wanted = {repo_key(url) for url in urls}
+        return [s for s in self.list() if s.kind in ("git", "github") and repo_key(s.url) in wanted]
 
 
 def _parse(name: str, raw: str) -> SourceConfig:

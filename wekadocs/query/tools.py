@@ -94,7 +94,8 @@ class Toolbox:
         mentioned = list(context[0]["sections"]) if context else []
         resolving = [str(r["section_id"]) for r in paths]
         evidence = self._evidence(resolving + mentioned, scope, content_terms(error), top_k)
-        evidence += [e for e in search.evidence(top_k) if e.section_id not in {x.section_id for x in evidence}]
+        cited = {e.section_id for e in evidence}
+        evidence += [e for e in search.evidence(top_k) if e.section_id not in cited]
         lines = [f"**{_md(found.name)}** ({found.label}) in version {scope.version}.", ""]
         shown = {e.section_id: e for e in evidence}
         for row in paths:
