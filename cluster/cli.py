@@ -322,8 +322,185 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bo
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        from cluster.freshness import stop_freshness
+
         undeploy(settings, served.apps)
+        stop_freshness(settings)
         click.echo("stopped", err=True)
+
+
+# --- sources ------------------------------------------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """Documentation sources kept fresh by pollers and webhooks."""
+
+
+def _source_options(func: F) -> F:
+    """Options every kind takes."""
+    for option in reversed([
+        click.argument("name"),
+        click.option("--version", "version", default="", help="Version label of its pages (default: the "
+                     "branch for git/github, 'latest' otherwise)."),
+        click.option("--interval", "interval_s", type=float, default=60.0, show_default=True,
+                     help="Seconds between polls."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _repository_options(func: F) -> F:
+    for option in reversed([
+        click.option("--branch", default="main", show_default=True),
+        click.option("--path", "docs_path", default="", help="Docs folder inside the repository."),
+        click.option("--webhook-secret-env", default=None,
+                     help="Environment variable holding the push webhook's secret."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _add(ctx: click.Context, as_json: bool, **fields: Any) -> None:
+    from pydantic import ValidationError
+
+    from cluster.source_admin import SourceAdmin
+    from wekadocs.source_registry import SourceConfig, SourceError
+
+    try:
+        config = SourceConfig(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SourceError(f"invalid source: {problems}") from exc
+    SourceAdmin(_settings(ctx)).add(config)
+    _emit(as_json, config.model_dump(), [f"added {config.kind} source {config.name} "
+                                         f"(version {config.effective_version}); it is polled every "
+                                         f"{config.interval_s:g} s while `wekadocs serve` runs"])
+
+
+@sources.group("add")
+def sources_add() -> None:
+    """Add a source (git, github, notion, confluence)."""
+
+
+@sources_add.command("git")
+@_source_options
+@_repository_options
+@click.option("--url", required=True, help="Any git remote, or a path to a local repository.")
+@click.pass_context
+@_reports_errors
+def sources_add_git(ctx: click.Context, as_json: bool, **fields: Any) -> None:
+    """A git repository: fetched, then diffed between the last ingested commit and the branch head."""
+    _add(ctx, as_json, kind="git", **fields)
+
+
+@sources_add.command("github")
+@_source_options
+@_repository_options
+@click.option("--url", required=True, help="The repository: https://github.com/OWNER/REPO or OWNER/REPO.")
+@click.option("--token-env", default=None, help="Environment variable holding the API token.")
+@click.option("--api-url", default="", help="API base (GitHub Enterprise); default the public API.")
+@click.pass_context
+@_reports_errors
+def sources_add_github(ctx: click.Context, as_json: bool, **fields: Any) -> None:
+    """A GitHub repository through the REST API (conditional requests, rate limits honoured)."""
+    _add(ctx, as_json, kind="github", **fields)
+
+
+@sources_add.command("notion")
+@_source_options
+@click.option("--token-env", required=True, help="Environment variable holding the integration token.")
+@click.option("--api-url", default="", help="API base; default https://api.notion.com.")
+@click.pass_context
+@_reports_errors
+def sources_add_notion(ctx: click.Context, as_json: bool, **fields: Any) -> None:
+    """The Notion pages shared with an integration."""
+    _add(ctx, as_json, kind="notion", url=fields.pop("api_url") or "https://api.notion.com", **fields)
+
+
+@sources_add.command("confluence")
+@_source_options
+@click.option("--url", required=True, help="The site, e.g. https://acme.atlassian.net/wiki.")
+@click.option("--space", required=True, help="Space key to follow.")
+@click.option("--token-env", required=True, help="Environment variable holding the API token.")
+@click.option("--user-env", default=None, help="Environment variable holding the account e-mail (basic auth).")
+@click.pass_context
+@_reports_errors
+def sources_add_confluence(ctx: click.Context, as_json: bool, **fields: Any) -> None:
+    """The pages of one Confluence space."""
+    _add(ctx, as_json, kind="confluence", **fields)
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def sources_list(ctx: click.Context, as_json: bool) -> None:
+    """The configured sources."""
+    from cluster.source_admin import SourceAdmin
+
+    configured = SourceAdmin(_settings(ctx)).list()
+    lines = [f"{c.name:<20} {c.kind:<10} {c.url}  branch={c.branch} path={c.docs_path or '.'} "
+             f"version={c.effective_version} every {c.interval_s:g}s" for c in configured] or ["no sources"]
+    _emit(as_json, {"sources": [c.model_dump() for c in configured]}, lines)
+
+
+@sources.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def sources_status(ctx: click.Context, as_json: bool) -> None:
+    """Each source's last poll, breaker and cursor; the change queue; the consumer."""
+    from cluster.source_admin import SourceAdmin
+
+    status = SourceAdmin(_settings(ctx)).status()
+    queue = status["queue"]
+    lines = [f"queue: depth {queue['depth']} of {queue['capacity']} ({queue['fill']:.0%}), pending "
+             f"{queue['pending']}, lag {queue['lag']}, oldest pending {queue['oldest_pending_age_s']:.1f}s"]
+    live = status["actors"].get("pollers", {})
+    for name, source in status["sources"].items():
+        st = source["status"]
+        breaker = live.get(name, {}).get("state", st.get("breaker", "not polled yet"))
+        lines.append(f"{name:<20} breaker {breaker:<10} last {st.get('last_status', '-'):<12} "
+                     f"events {st.get('events_total', '0'):<6} cursor {source['cursor'] or '-'}"
+                     + (f"  error: {st['last_error']}" if st.get("last_error") else ""))
+    if "error" in status["actors"]:
+        lines.append(f"actors: {status['actors']['error']}")
+    elif not live:
+        lines.append("pollers: not running (start them with `wekadocs serve`)")
+    consumer = status["actors"].get("consumer") or {}
+    if consumer:
+        lines.append(f"consumer {consumer['name']}: {consumer['acknowledged']} events applied, "
+                     f"{consumer['retry_later']} left for retry, {consumer['pages']} pages read")
+    _emit(as_json, status, lines)
+
+
+@sources.command("poll")
+@click.argument("name")
+@click.pass_context
+@_reports_errors
+def sources_poll(ctx: click.Context, name: str) -> None:
+    """Ask the running supervisor to poll NAME now."""
+    from cluster.source_admin import SourceAdmin
+
+    SourceAdmin(_settings(ctx)).poll_now(name)
+    click.echo(f"poll of {name} requested")
+
+
+@sources.command("remove")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def sources_remove(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Remove a source and everything ingested from it (graph and vectors)."""
+    from cluster.source_admin import SourceAdmin
+
+    report = SourceAdmin(_settings(ctx)).remove(name)
+    _emit(as_json, report.as_dict(), [
+        f"removed {name}: {report.documents_deleted} documents, {report.sections_deleted} sections, "
+        f"{report.vectors_deleted} vectors deleted"])
 
 
 @cli.command("eval")

@@ -23,6 +23,7 @@ from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
 import serve_apps
+from cluster.freshness import start_freshness
 from cluster.ray_runtime import connect
 from cluster.vector_owner import vector_store_for
 from serve_apps.mcp_app import MCP_PATH, application
@@ -77,6 +78,7 @@ def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CON
     hooks = f"{base}{prefixes.get(WEBHOOKS_IMPORT, '/webhooks')}"
     _await_health(f"{base}{mcp_prefix}/health")
     _await_health(f"{hooks}/health")
+    start_freshness(settings)  # the pollers and the consumer the webhooks feed
     statuses = serve.status().applications
     replicas = {name: d.replica_states for app in statuses.values() for name, d in app.deployments.items()}
     return ServedApp(schema.applications[0].name, f"{base}{mcp_prefix}{MCP_PATH}", f"{base}{mcp_prefix}/health",
@@ -112,8 +114,11 @@ def build_app(args: dict[str, Any]) -> Application:
 
 
 def build_webhooks(args: dict[str, Any]) -> Application:
-    """Entry point of ``serve deploy`` for the webhook app."""
-    return webhook_application(load_settings(**args))
+    """Entry point of ``serve deploy`` for the webhook app; starts (or finds)
+    the freshness actors the webhooks feed."""
+    settings = load_settings(**args)
+    start_freshness(settings)
+    return webhook_application(settings)
 
 
 _BUILDERS: dict[str, Callable[[Settings, dict[str, Any]], Application]] = {

@@ -71,10 +71,24 @@ class GitChanges:
                 events.append(event)
         return events
 
-    def read(self, revision: str, path: str) -> bytes:
-        """A page's bytes at a revision (``path`` relative to the docs folder)."""
-        full = str(PurePosixPath(self.source.docs_path.strip("/") or ".") / path)
-        return self._git_bytes("show", f"{revision}:{full.removeprefix('./')}")
+    def head(self) -> str:
+        """The branch head the mirror holds (no fetch)."""
+        return self._git("rev-parse", "--verify", f"refs/heads/{self.source.branch}^{{commit}}").strip()
+
+    def has(self, revision: str) -> bool:
+        """Whether the mirror holds ``revision`` (it may have to fetch first)."""
+        if not (self.mirror / "HEAD").exists():
+            return False
+        found = _run(self.mirror, ("cat-file", "-e", f"{revision}^{{commit}}"), check=False)
+        return found.returncode == 0
+
+    def read(self, revision: str, path: str) -> bytes | None:
+        """A page's bytes at a revision (``path`` relative to the docs folder);
+        None when the page does not exist there."""
+        full = str(PurePosixPath(self.source.docs_path.strip("/") or ".") / path).removeprefix("./")
+        if not self._git("ls-tree", "--name-only", revision, "--", full).strip():
+            return None
+        return self._git_bytes("cat-file", "blob", f"{revision}:{full}")
 
     def _event(self, status: str, path: str, old: str | None, head: str) -> ChangeEvent | None:
         kind = _STATUS.get(status[0])
@@ -118,7 +132,7 @@ def _git(repo: Path | None, *args: str) -> str:
     return _run(repo, args).stdout.decode("utf-8", errors="replace")
 
 
-def _run(repo: Path | None, args: tuple[str, ...]) -> subprocess.CompletedProcess[bytes]:
+def _run(repo: Path | None, args: tuple[str, ...], *, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     command = ["git", *(["--git-dir", str(repo)] if repo else []), *args]
     try:
         done = subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_S, check=False,
@@ -127,6 +141,6 @@ def _run(repo: Path | None, args: tuple[str, ...]) -> subprocess.CompletedProces
         raise GitError("git is not installed or not on PATH") from exc
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]} took longer than {GIT_TIMEOUT_S}s") from exc
-    if done.returncode != 0:
+    if check and done.returncode != 0:
         raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.decode(errors='replace').strip()}")
     return done

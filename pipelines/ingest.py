@@ -24,7 +24,7 @@ from __future__ import annotations
 import pickle
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,28 @@ from pipelines.extract import extract_document
 from pipelines.metrics import IngestMetrics
 from pipelines.parse import parse_document
 from pipelines.source_tree import SourceFile, scan_tree
-from wekadocs.embedder import TokenCounter
+from wekadocs.embedder import Embedder, TokenCounter
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import DocumentWrite, GraphWriter, WriteStats
+from wekadocs.ids import checksum
 from wekadocs.model import embed_text
 from wekadocs.settings import Settings
 from wekadocs.vector_store import VectorPoint, VectorStore
 
-__all__ = ["IngestReport", "Ingestor", "ensure_collection"]
+__all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser", "ensure_collection"]
 
 _UPSERT_CHUNK = 512
+LOCAL_EMBED_MAX = 256  # texts a warm in-process encoder takes before Ray Data's actors are worth starting
+
+
+@dataclass(frozen=True)
+class PageChange:
+    """One page as its source holds it now; ``content`` None when it is gone."""
+
+    path: str
+    content: bytes | None
+    source_uri: str = ""
 
 
 @dataclass
@@ -70,38 +81,55 @@ class IngestReport:
         return asdict(self)
 
 
-class ParseAndExtract:
-    """Ray Data callable class: file -> pickled ``DocumentWrite`` or an error."""
+class PageParser:
+    """Bytes of one page -> ``DocumentWrite``; loads the tokenizer once."""
 
     def __init__(self, model_name: str, token_budget: int, max_bytes: int, source: str, version: str) -> None:
         self.count_tokens = TokenCounter(model_name)
         self.options = dict(token_budget=token_budget, max_bytes=max_bytes, source=source, version=version)
 
+    @classmethod
+    def for_settings(cls, settings: Settings, source: str, version: str) -> PageParser:
+        return cls(settings.embedding_model, settings.section_token_budget, int(settings.max_file_mb * 1_000_000),
+                   source, version)
+
+    def parse(self, raw: bytes, path: str, source_uri: str) -> DocumentWrite:
+        """Raises ``WekadocsError`` (or ``RecursionError``) for a page that cannot be parsed."""
+        parsed = parse_document(raw, path=path, source_uri=source_uri, count_tokens=self.count_tokens,
+                                **self.options)  # type: ignore[arg-type]
+        return DocumentWrite(parsed, extract_document(parsed))
+
+
+class ParseAndExtract:
+    """Ray Data callable class: file -> pickled ``DocumentWrite`` or an error."""
+
+    def __init__(self, model_name: str, token_budget: int, max_bytes: int, source: str, version: str) -> None:
+        self.parser = PageParser(model_name, token_budget, max_bytes, source, version)
+
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         try:
             raw = Path(row["absolute"]).read_bytes()
-            parsed = parse_document(
-                raw, path=row["path"], source_uri=row["source_uri"], count_tokens=self.count_tokens,
-                **self.options,  # type: ignore[arg-type]
-            )
-            write = DocumentWrite(parsed, extract_document(parsed))
+            write = self.parser.parse(raw, row["path"], row["source_uri"])
             return {"path": row["path"], "payload": pickle.dumps(write), "error": ""}
-        except WekadocsError as exc:
-            return {"path": row["path"], "payload": b"", "error": str(exc)}
         except OSError as exc:
             return {"path": row["path"], "payload": b"", "error": f"{row['path']}: cannot read: {exc}"}
-        except RecursionError:
-            return {"path": row["path"], "payload": b"", "error": f"{row['path']}: nested too deeply to parse"}
+        except (WekadocsError, RecursionError) as exc:
+            return {"path": row["path"], "payload": b"", "error": _parse_failure(row["path"], exc)}
 
 
 class Ingestor:
     """Runs ingestion for one tree. Ray must be initialised by the caller."""
 
-    def __init__(self, settings: Settings, graph: GraphStore, vectors: VectorStore, *, progress: bool = True) -> None:
+    def __init__(self, settings: Settings, graph: GraphStore, vectors: VectorStore, *, progress: bool = True,
+                 encoder: Embedder | None = None) -> None:
         self.settings = settings
         self.writer = GraphWriter(graph)
         self.vectors = vectors
         self.progress = progress
+        # A warm in-process model for small jobs (a change consumer's few
+        # pages): starting Ray Data's embedding actors costs ~10 s, longer
+        # than encoding a few dozen sections here.
+        self.encoder = encoder
 
     def run(self, root: Path, *, source: str, version: str) -> IngestReport:
         started = time.perf_counter()
@@ -109,7 +137,6 @@ class Ingestor:
         metrics = IngestMetrics()
         tags = {"source": source}
         ray.data.DataContext.get_current().enable_progress_bars = self.progress
-        collection = ensure_collection(self.settings, self.vectors)
 
         files, read_errors = scan_tree(root)
         report.errors += [{"path": p, "error": f"{p}: {why}"} for p, why in read_errors]
@@ -120,7 +147,39 @@ class Ingestor:
         changed = [f for f in files if stored.get(f.path, ("", ""))[1] != f.checksum]
         gone = [doc_id for path, (doc_id, _) in stored.items() if path not in present]
 
-        stats = self._write(changed, gone, source, version, report, metrics, tags)
+        stats = self._write(self._parsed_batches(changed, source, version, report), gone, metrics, tags)
+        return self._finish(stats, report, metrics, tags, started)
+
+    def apply_pages(self, pages: list[PageChange], *, source: str, version: str,
+                    parser: PageParser | None = None) -> IngestReport:
+        """Bring the stores to the given state of some pages of one source and
+        version: new or changed bytes are written, ``None`` deletes, bytes
+        equal to what is stored change nothing (so a re-delivered change is
+        a no-op). Parses in this process; for a change consumer's micro-batch."""
+        started = time.perf_counter()
+        report = IngestReport(source=source, version=version, documents_seen=len(pages))
+        metrics = IngestMetrics()
+        tags = {"source": source}
+        parser = parser or PageParser.for_settings(self.settings, source, version)
+        stored = self.writer.documents(source, version)
+        writes: list[DocumentWrite] = []
+        gone: list[str] = []
+        for page in pages:
+            doc_id, stored_checksum = stored.get(page.path, ("", ""))
+            if page.content is None:
+                gone += [doc_id] if doc_id else []
+            elif checksum(page.content) != stored_checksum:
+                try:
+                    writes.append(parser.parse(page.content, page.path, page.source_uri))
+                except (WekadocsError, RecursionError) as exc:
+                    report.errors.append({"path": page.path, "error": _parse_failure(page.path, exc)})
+        size = self.settings.write_batch_documents
+        batches = (writes[i:i + size] for i in range(0, len(writes), size))
+        stats = self._write(batches, gone, metrics, tags)
+        return self._finish(stats, report, metrics, tags, started)
+
+    def _finish(self, stats: WriteStats, report: IngestReport, metrics: IngestMetrics, tags: dict[str, str],
+                started: float) -> IngestReport:
         report.documents_changed = stats.documents_written
         report.documents_deleted = stats.documents_deleted
         report.sections_written = stats.sections_written
@@ -130,6 +189,7 @@ class Ingestor:
         # Embed before deleting the vectors of removed sections: a text that
         # moved (new section id, same checksum) reuses the old vector.
         self.embed_pending(report, metrics, tags)
+        collection = ensure_collection(self.settings, self.vectors)
         for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
             self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
         report.vectors_deleted = len(stats.deleted_section_ids)
@@ -140,14 +200,12 @@ class Ingestor:
 
     # --- stages --------------------------------------------------------------------
 
-    def _write(
-        self, changed: list[SourceFile], gone: list[str], source: str, version: str,
-        report: IngestReport, metrics: IngestMetrics, tags: dict[str, str],
-    ) -> WriteStats:
-        """Changed files into the graph batch by batch, vanished ones out."""
+    def _write(self, batches: Iterable[list[DocumentWrite]], gone: list[str], metrics: IngestMetrics,
+               tags: dict[str, str]) -> WriteStats:
+        """Changed documents into the graph batch by batch, vanished ones out."""
         stats = WriteStats()
         run_id = _run_id()
-        for batch in self._parsed_batches(changed, source, version, report):
+        for batch in batches:
             batch_started = time.perf_counter()
             states = self.writer.section_states([w.parsed.document.id for w in batch])
             stats.add(self.writer.write(batch, states, run_id))
@@ -213,6 +271,11 @@ class Ingestor:
 
     def _compute(self, missing: list[tuple[str, str]], metrics: IngestMetrics, tags: dict[str, str]) -> dict[str, list[float]]:
         s = self.settings
+        if self.encoder is not None and len(missing) <= LOCAL_EMBED_MAX:
+            local_started = time.perf_counter()
+            encoded = self.encoder.encode([text for _, text in missing])
+            metrics.batch_seconds.observe(time.perf_counter() - local_started, tags={**tags, "stage": "embed"})
+            return {c: vector.tolist() for (c, _), vector in zip(missing, encoded)}
         use_gpu = s.embedding_device == "cuda" or (
             s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
         )
@@ -235,8 +298,8 @@ class Ingestor:
         computed: dict[str, list[float]] = {}
         last = time.perf_counter()
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for checksum, vector in zip(batch["checksum"], batch["vector"]):
-                computed[str(checksum)] = vector.tolist()
+            for text_checksum, vector in zip(batch["checksum"], batch["vector"]):
+                computed[str(text_checksum)] = vector.tolist()
             now = time.perf_counter()
             metrics.batch_seconds.observe(now - last, tags={**tags, "stage": "embed"})
             last = now
@@ -264,6 +327,10 @@ def ensure_collection(settings: Settings, vectors: VectorStore) -> str:
     if settings.vector_alias not in vectors.aliases():
         vectors.set_alias(settings.vector_alias, settings.vector_collection)
     return settings.vector_collection
+
+
+def _parse_failure(path: str, exc: Exception) -> str:
+    return f"{path}: nested too deeply to parse" if isinstance(exc, RecursionError) else str(exc)
 
 
 def _run_id() -> str:

@@ -34,6 +34,7 @@ from wekadocs.change_event import ChangeEvent, ChangeType
 from wekadocs.change_queue import ChangeQueue, QueueFull
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
+from wekadocs.source_state import SourceState
 
 __all__ = ["build_webhook_app", "WebhookDeployment", "webhook_application", "MAX_BODY_BYTES"]
 
@@ -47,8 +48,12 @@ def env_secret(source: SourceConfig) -> str | None:
     return os.environ.get(source.webhook_secret_env) if source.webhook_secret_env else None
 
 
-def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, secret_for: SecretLookup = env_secret,
-                      max_body: int = MAX_BODY_BYTES) -> Starlette:
+def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers: SourceState | None = None,
+                      secret_for: SecretLookup = env_secret, max_body: int = MAX_BODY_BYTES) -> Starlette:
+    """``triggers``: where an accepted push asks for an immediate poll of its
+    sources (the supervisor fetches, so a page the payload did not list —
+    a push of more commits than GitHub lists — is still found)."""
+
     async def github(request: Request) -> JSONResponse:
         body, problem = await _body(request, max_body)
         if problem:
@@ -73,7 +78,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, secret_fo
             return JSONResponse({"pong": True, "sources": [s.name for s in signed]})
         if kind != "push":
             return JSONResponse({"ignored": kind}, status_code=202)
-        return await _enqueue(queue, signed, payload, delivery)
+        return await _enqueue(queue, signed, payload, delivery, triggers)
 
     async def gitlab(request: Request) -> JSONResponse:
         body, problem = await _body(request, max_body)
@@ -94,7 +99,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, secret_fo
         if payload.get("object_kind") != "push":
             return JSONResponse({"ignored": payload.get("object_kind")}, status_code=202)
         delivery = request.headers.get("x-gitlab-event-uuid") or str(payload.get("checkout_sha") or "")
-        return await _enqueue(queue, signed, payload, delivery)
+        return await _enqueue(queue, signed, payload, delivery, triggers)
 
     async def health(request: Request) -> JSONResponse:
         stats = await anyio.to_thread.run_sync(queue.stats)
@@ -157,7 +162,7 @@ def push_events(source: SourceConfig, payload: dict[str, Any], delivery: str) ->
 
 
 async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], payload: dict[str, Any],
-                   delivery: str) -> JSONResponse:
+                   delivery: str, triggers: SourceState | None) -> JSONResponse:
     if not delivery:
         return _error(400, "no delivery id")
     if await anyio.to_thread.run_sync(queue.backpressure):
@@ -171,6 +176,9 @@ async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], payload: dic
             return _error(503, f"{exc} ({accepted} of {len(events)} events accepted)", retry=True)
         accepted += result.status == "accepted"
         duplicates += result.status == "duplicate"
+    if triggers is not None and accepted:
+        for source in sources:
+            await anyio.to_thread.run_sync(triggers.trigger, source.name)
     return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
 
@@ -189,9 +197,10 @@ class WebhookDeployment:
                                       socket_timeout=5, socket_connect_timeout=5)
         self.registry = SourceRegistry(client)
         self.queue = ChangeQueue(client)
+        self.triggers = SourceState(client)
 
     def __serve_build_asgi_app__(self) -> Starlette:
-        return build_webhook_app(self.registry, self.queue)
+        return build_webhook_app(self.registry, self.queue, triggers=self.triggers)
 
 
 def webhook_application(settings: Settings, options: dict[str, Any] | None = None) -> Application:

@@ -78,6 +78,11 @@ class GraphWriter:
         )
         return {row["path"]: (row["id"], row["checksum"]) for row in rows}
 
+    def source_documents(self, source: str) -> list[str]:
+        """Ids of every document of a source, in all its versions."""
+        rows = self.graph.read("MATCH (d:Document {source: $source}) RETURN d.id AS id", source=source)
+        return [row["id"] for row in rows]
+
     def section_states(self, document_ids: list[str]) -> dict[str, str]:
         """section id -> stored state, for the given documents."""
         rows = self.graph.read(

@@ -18,6 +18,9 @@ class SourceError(WekadocsError):
     """A source name is unknown or taken, or its configuration is invalid."""
 
 
+_ENV = r"^[A-Z_][A-Z0-9_]*$"
+
+
 class SourceConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,8 +29,25 @@ class SourceConfig(BaseModel):
     url: str = Field(min_length=1, max_length=500)
     branch: str = "main"
     docs_path: str = ""
-    webhook_secret_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+    webhook_secret_env: str | None = Field(default=None, pattern=_ENV,
                                            description="environment variable holding the webhook secret")
+    token_env: str | None = Field(default=None, pattern=_ENV,
+                                  description="environment variable holding the API token (github, notion, confluence)")
+    user_env: str | None = Field(default=None, pattern=_ENV,
+                                 description="confluence: variable holding the account e-mail for basic auth; "
+                                             "without it the token is sent as a bearer token")
+    api_url: str = Field(default="", max_length=500,
+                         description="API base URL when it is not the public one (GitHub Enterprise, a test server)")
+    space: str = Field(default="", max_length=100, description="confluence: the space key to follow")
+    version: str = Field(default="", max_length=100,
+                         description="version label of the ingested pages (default: the branch, or 'latest')")
+    interval_s: float = Field(default=60.0, ge=1.0, le=86_400.0, description="seconds between polls")
+
+    @property
+    def effective_version(self) -> str:
+        if self.version:
+            return self.version
+        return self.branch if self.kind in ("git", "github") else "latest"
 
 
 def repo_key(url: str) -> str:

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from connectors.git_changes import GitChanges, GitError, GitSource
-
-
-class Repo:
-    """A working repository that tests commit to."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True)
-        self.git("init", "--quiet", "--initial-branch=main")
-
-    def git(self, *args: str) -> str:
-        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
-        return subprocess.run(command, cwd=self.root, check=True, capture_output=True, text=True).stdout
-
-    def write(self, path: str, text: str) -> None:
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
-    def commit(self, message: str) -> str:
-        self.git("add", "-A")
-        self.git("commit", "--quiet", "-m", message)
-        return self.git("rev-parse", "HEAD").strip()
+from tests.git_repo import Repo
 
 
 @pytest.fixture

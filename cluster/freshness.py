@@ -1,0 +1,262 @@
+"""The freshness actors: a supervisor that polls every configured source, and
+a consumer that drains the change queue into ingestion.
+
+Both are named, detached Ray actors (restarted by Ray if they die) and thin
+shells: the polling step is ``connectors.poller.SourcePoller``, the draining
+step ``pipelines.change_consumer.ChangeConsumer``. Everything they must not
+lose lives in Redis (queue, cursors, statuses), so a restarted actor carries
+on where the dead one stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import ray
+import redis
+from ray.actor import ActorHandle
+
+from cluster.freshness_metrics import BREAKER_VALUES, ConsumerMetrics, SupervisorMetrics
+from connectors.factory import open_connector
+from connectors.poller import SourcePoller
+from connectors.source_connector import SourceConnector
+from pipelines.change_consumer import ChangeConsumer
+from pipelines.ingest import Ingestor
+from wekadocs.change_queue import ChangeQueue
+from wekadocs.embedder import Embedder
+from wekadocs.errors import WekadocsError
+from wekadocs.graph_store import GraphStore
+from wekadocs.settings import Settings
+from wekadocs.source_registry import SourceConfig, SourceRegistry
+from wekadocs.source_state import SourceState
+
+__all__ = ["SourceSupervisor", "ChangeConsumerActor", "start_freshness", "stop_freshness", "SUPERVISOR",
+           "CONSUMER", "freshness_status"]
+
+SUPERVISOR = "wekadocs-sources"
+CONSUMER = "wekadocs-consumer"
+SYNC_S = 2.0  # how often the supervisor re-reads the source registry
+log = logging.getLogger(__name__)
+
+
+def _redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.effective_redis_url, decode_responses=True,
+                                socket_timeout=30, socket_connect_timeout=5)
+
+
+class _PollerThread:
+    """One source's loop: poll when due or woken by a trigger, else sleep."""
+
+    def __init__(self, poller: SourcePoller, metrics: SupervisorMetrics) -> None:
+        self.poller = poller
+        self.metrics = metrics
+        self.wake = threading.Event()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name=f"poll-{poller.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        woken = False
+        while not self.stopped:
+            if woken or self.poller.due():
+                try:
+                    outcome = self.poller.poll()
+                except WekadocsError as exc:  # Redis down: try again shortly
+                    log.warning("polling %s: %s", self.poller.name, exc)
+                    self.poller.next_due = self.poller.clock() + 5
+                else:
+                    tags = {"source": self.poller.name}
+                    self.metrics.polls.inc(tags={**tags, "status": outcome.status})
+                    if outcome.events:
+                        self.metrics.events.inc(outcome.events, tags=tags)
+                    self.metrics.breaker.set(BREAKER_VALUES[self.poller.breaker.state.value], tags=tags)
+            woken = self.wake.wait(timeout=max(0.05, self.poller.next_due - self.poller.clock()))
+            self.wake.clear()
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.wake.set()
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=4)
+class SourceSupervisor:
+    """One poller thread per configured source; a trigger thread turning
+    webhook triggers into immediate polls; queue gauges refreshed as it goes."""
+
+    def __init__(self, settings: Settings) -> None:
+        client = _redis(settings)
+        self.registry = SourceRegistry(client)
+        self.queue = ChangeQueue(client)
+        self.state = SourceState(client)
+        self.mirrors = settings.data_dir / "mirrors" / "poll"
+        self.metrics = SupervisorMetrics()
+        self.threads: dict[str, _PollerThread] = {}
+        self.configs: dict[str, SourceConfig] = {}
+        self.stopped = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._watch, name="sources-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        last_sync = 0.0
+        while not self.stopped:
+            try:
+                if time.monotonic() - last_sync >= SYNC_S:
+                    self._sync()
+                    self._export_queue()
+                    last_sync = time.monotonic()
+                name = self.state.next_trigger(timeout_s=0.5)
+                if name is not None:
+                    if name not in self.threads:
+                        self._sync()
+                    if name in self.threads:
+                        self.threads[name].wake.set()
+            except WekadocsError as exc:
+                log.warning("source supervisor: %s", exc)
+                time.sleep(1)
+
+    def _sync(self) -> None:
+        """Pollers follow the registry: new sources start, removed ones stop,
+        changed ones restart with their new configuration."""
+        configs = {c.name: c for c in self.registry.list()}
+        with self.lock:
+            for name in list(self.threads):
+                if configs.get(name) != self.configs.get(name):
+                    self.threads.pop(name).stop()
+                    self.configs.pop(name, None)
+            for name, config in configs.items():
+                if name not in self.threads:
+                    poller = SourcePoller(open_connector(config, mirrors=self.mirrors), self.queue, self.state)
+                    self.threads[name] = _PollerThread(poller, self.metrics)
+                    self.configs[name] = config
+
+    def _export_queue(self) -> None:
+        stats = self.queue.stats()
+        self.metrics.queue_depth.set(stats.depth)
+        self.metrics.queue_pending.set(stats.pending)
+        self.metrics.queue_lag.set(stats.lag)
+        self.metrics.queue_oldest.set(stats.oldest_pending_age_s)
+        self.metrics.queue_fill.set(stats.fill)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {name: {**t.poller.breaker.snapshot(), "alive": t.thread.is_alive(),
+                           "next_poll_in_s": round(max(0.0, t.poller.next_due - t.poller.clock()), 1)}
+                    for name, t in self.threads.items()}
+
+    def stop(self) -> None:
+        self.stopped = True
+        with self.lock:
+            for thread in self.threads.values():
+                thread.stop()
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=2)
+class ChangeConsumerActor:
+    """Drains the queue with a warm model and its own git mirrors.
+
+    No CPU reserved: it idles on a blocking read most of the time, and
+    reserving a core would take it from ingestion jobs on a small machine.
+    """
+
+    def __init__(self, settings: Settings, reclaim_idle_ms: int = 30_000) -> None:
+        from cluster.vector_owner import vector_store_for
+
+        client = _redis(settings)
+        self.registry = SourceRegistry(client)
+        self.mirrors = settings.data_dir / "mirrors" / f"read-{uuid.uuid4().hex[:8]}"
+        self.connectors: dict[str, tuple[SourceConfig, SourceConnector]] = {}
+        encoder = Embedder(settings.embedding_model, device="cpu", batch_size=32, threads=1)
+        ingestor = Ingestor(settings, GraphStore.connect(settings), vector_store_for(settings), progress=False,
+                            encoder=encoder)
+        self.consumer = ChangeConsumer(ChangeQueue(client), self.registry, ingestor, self._connector,
+                                       name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms)
+        self.metrics = ConsumerMetrics()
+        self.totals = {"steps": 0, "deliveries": 0, "acknowledged": 0, "retry_later": 0, "dropped": 0,
+                       "pages": 0, "documents_changed": 0, "documents_deleted": 0}
+        self.last_errors: list[str] = []
+        self.stopped = False
+        threading.Thread(target=self._run, name="consume", daemon=True).start()
+
+    def _connector(self, config: SourceConfig) -> SourceConnector:
+        held = self.connectors.get(config.name)
+        if held is None or held[0] != config:
+            if held is not None:
+                held[1].close()
+            held = (config, open_connector(config, mirrors=self.mirrors))
+            self.connectors[config.name] = held
+        return held[1]
+
+    def _run(self) -> None:
+        while not self.stopped:
+            started = time.perf_counter()
+            try:
+                report = self.consumer.step(block_ms=500)
+            except WekadocsError as exc:  # Redis or a store is down: entries stay pending
+                self.last_errors = [str(exc)]
+                time.sleep(1)
+                continue
+            if not report.deliveries:
+                continue
+            self.metrics.step_seconds.observe(time.perf_counter() - started)
+            if report.acknowledged:
+                self.metrics.event_age.observe(report.oldest_event_age_s)
+            for ingested in report.reports:
+                self.metrics.applied.inc(ingested.documents_seen, tags={"source": ingested.source})
+                self.totals["documents_changed"] += ingested.documents_changed
+                self.totals["documents_deleted"] += ingested.documents_deleted
+            if report.retry_later:
+                self.metrics.retried.inc(report.retry_later)
+            for key in ("deliveries", "acknowledged", "retry_later", "dropped", "pages"):
+                self.totals[key] += getattr(report, key)
+            self.totals["steps"] += 1
+            if report.errors:
+                self.last_errors = report.errors[-5:]
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.totals, "name": self.consumer.name, "last_errors": self.last_errors}
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _handle(settings: Settings, name: str) -> ActorHandle | None:
+    try:
+        return ray.get_actor(name, namespace=settings.ray_namespace)
+    except ValueError:
+        return None
+
+
+def start_freshness(settings: Settings, *, reclaim_idle_ms: int = 30_000) -> dict[str, str]:
+    """Start (or find) the supervisor and the consumer; Ray must be connected."""
+    common: dict[str, Any] = dict(namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True)
+    supervisor = SourceSupervisor.options(name=SUPERVISOR, **common).remote(settings)
+    consumer = ChangeConsumerActor.options(name=CONSUMER, **common).remote(settings, reclaim_idle_ms)
+    ray.get([supervisor.status.remote(), consumer.stats.remote()])  # both constructed and answering
+    return {"supervisor": SUPERVISOR, "consumer": CONSUMER}
+
+
+def stop_freshness(settings: Settings) -> list[str]:
+    stopped = []
+    for name in (SUPERVISOR, CONSUMER):
+        handle = _handle(settings, name)
+        if handle is not None:
+            try:
+                ray.get(handle.stop.remote(), timeout=10)
+            except (ray.exceptions.RayError, TimeoutError):
+                pass  # killed below either way
+            ray.kill(handle, no_restart=True)
+            stopped.append(name)
+    return stopped
+
+
+def freshness_status(settings: Settings) -> dict[str, Any]:
+    """What the live actors say; empty parts when they are not running."""
+    supervisor, consumer = _handle(settings, SUPERVISOR), _handle(settings, CONSUMER)
+    return {
+        "pollers": ray.get(supervisor.status.remote(), timeout=10) if supervisor else {},
+        "consumer": ray.get(consumer.stats.remote(), timeout=10) if consumer else {},
+    }

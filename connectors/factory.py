@@ -1,0 +1,30 @@
+"""The connector for a configured source, by its kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors.source_connector import SourceConnector
+from wekadocs.source_registry import SourceConfig
+
+__all__ = ["open_connector"]
+
+
+def open_connector(config: SourceConfig, *, mirrors: Path) -> SourceConnector:
+    """``mirrors``: where git sources keep their bare mirrors (one folder per
+    process that uses them)."""
+    if config.kind == "git":
+        from connectors.git_connector import GitConnector
+
+        return GitConnector(config, mirrors)
+    if config.kind == "github":
+        from connectors.github_api import GitHubConnector
+
+        return GitHubConnector(config)
+    if config.kind == "notion":
+        from connectors.notion_api import NotionConnector
+
+        return NotionConnector(config)
+    from connectors.confluence_api import ConfluenceConnector
+
+    return ConfluenceConnector(config)

@@ -1,0 +1,115 @@
+"""Drains the change queue in micro-batches into ingestion.
+
+One ``step``: take over entries a dead consumer left pending, read new ones
+(high lane first), group them by source, collapse each page's events to
+"read it now", apply the pages in one ingestion call per source, and
+acknowledge only then. Events are hints, not payloads: the page is read as
+the source holds it now, so an old or re-delivered event can never roll a
+page back, and applying it twice changes nothing the second time.
+
+A source that cannot be read, or a store that fails, leaves its entries
+unacknowledged: they stay pending and are claimed again after
+``reclaim_idle_ms`` — a retry with a delay, and nothing lost. An entry for a
+source that no longer exists is acknowledged and dropped (its pages went
+with the source).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from connectors.source_connector import RateLimited, SourceConnector, SourceUnavailable
+from pipelines.ingest import IngestReport, Ingestor, PageChange
+from wekadocs.change_event import ChangeEvent
+from wekadocs.change_queue import ChangeQueue, Delivery
+from wekadocs.errors import StoreError
+from wekadocs.source_registry import SourceConfig, SourceError, SourceRegistry
+
+__all__ = ["ChangeConsumer", "StepReport", "pages_to_read"]
+
+
+@dataclass
+class StepReport:
+    deliveries: int = 0
+    redelivered: int = 0
+    acknowledged: int = 0
+    retry_later: int = 0  # left pending: the source or a store failed
+    dropped: int = 0  # for sources that no longer exist
+    pages: int = 0
+    reports: list[IngestReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    oldest_event_age_s: float = 0.0  # created -> applied, for the freshness metric
+
+
+def pages_to_read(events: list[ChangeEvent]) -> dict[str, str]:
+    """page path -> the newest revision any event named for it. A rename is
+    a read of both paths: the old one is gone now, the new one holds the page."""
+    newest: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: e.created_at):
+        newest[event.path] = event.revision
+        if event.old_path is not None:
+            newest.setdefault(event.old_path, event.revision)
+    return newest
+
+
+class ChangeConsumer:
+    """Args:
+        name: this consumer's name in the group (unique per live consumer).
+        connector_for: the connector of a source, kept by the caller.
+    """
+
+    def __init__(self, queue: ChangeQueue, registry: SourceRegistry, ingestor: Ingestor,
+                 connector_for: Callable[[SourceConfig], SourceConnector], *, name: str,
+                 batch: int = 64, reclaim_idle_ms: int = 30_000) -> None:
+        self.queue = queue
+        self.registry = registry
+        self.ingestor = ingestor
+        self.connector_for = connector_for
+        self.name = name
+        self.batch = batch
+        self.reclaim_idle_ms = reclaim_idle_ms
+
+    def step(self, block_ms: int | None = 1000) -> StepReport:
+        deliveries = self.queue.reclaim(self.name, self.reclaim_idle_ms, count=self.batch)
+        if len(deliveries) < self.batch:
+            deliveries += self.queue.read(self.name, self.batch - len(deliveries),
+                                          block_ms=None if deliveries else block_ms)
+        report = StepReport(deliveries=len(deliveries), redelivered=sum(d.redelivered for d in deliveries))
+        by_source: dict[str, list[Delivery]] = defaultdict(list)
+        for delivery in deliveries:
+            by_source[delivery.event.source].append(delivery)
+        for source, group in sorted(by_source.items()):
+            self._apply(source, group, report)
+        return report
+
+    def _apply(self, source: str, group: list[Delivery], report: StepReport) -> None:
+        try:
+            config = self.registry.get(source)
+        except SourceError:
+            report.dropped += self.queue.ack(group)
+            return
+        try:
+            connector = self.connector_for(config)
+            pages = [PageChange(path, connector.read(path, revision), _uri(config, path))
+                     for path, revision in sorted(pages_to_read([d.event for d in group]).items())]
+            ingested = self.ingestor.apply_pages(pages, source=source, version=config.effective_version)
+        except (SourceUnavailable, RateLimited, StoreError) as exc:
+            report.retry_later += len(group)
+            report.errors.append(f"{source}: {exc}")
+            return
+        report.pages += len(pages)
+        report.reports.append(ingested)
+        report.acknowledged += self.queue.ack(group)
+        now = time.time()
+        report.oldest_event_age_s = max(report.oldest_event_age_s,
+                                        max(now - d.event.created_at for d in group))
+
+
+def _uri(config: SourceConfig, path: str) -> str:
+    """Where a reader finds the page: the source's URL and the page path."""
+    base = config.url.rstrip("/")
+    folder = config.docs_path.strip("/")
+    return f"{base}/{folder}/{path}" if folder else f"{base}/{path}"

@@ -1,0 +1,200 @@
+"""The change consumer against real Redis, Neo4j, Ray (the vector owner) and git:
+each step leaves the graph and the vectors exactly as the repository is."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import ray
+import redis
+
+from cluster.vector_owner import vector_store_for
+from connectors.git_connector import GitConnector
+from connectors.poller import SourcePoller
+from connectors.source_connector import SourceConnector
+from pipelines.change_consumer import ChangeConsumer, pages_to_read
+from pipelines.ingest import Ingestor
+from wekadocs.change_event import ChangeEvent
+from wekadocs.change_queue import ChangeQueue
+from wekadocs.embedder import Embedder
+from wekadocs.graph_schema import apply_schema
+from wekadocs.graph_store import GraphStore
+from wekadocs.graph_writer import GraphWriter
+from wekadocs.ids import checksum
+from wekadocs.settings import Settings
+from wekadocs.source_registry import SourceConfig, SourceRegistry
+from wekadocs.source_state import SourceState
+from wekadocs.vector_store import VectorStore
+from tests.git_repo import Repo
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Embedder:
+    return Embedder("all-MiniLM-L6-v2", device="cpu", threads=1)
+
+
+@dataclass
+class Rig:
+    repo: Repo
+    config: SourceConfig
+    registry: SourceRegistry
+    queue: ChangeQueue
+    poller: SourcePoller
+    consumer: ChangeConsumer
+    graph: GraphStore
+    vectors: VectorStore
+    settings: Settings
+
+    def stored(self) -> dict[str, str]:
+        return {path: digest for path, (_, digest) in
+                GraphWriter(self.graph).documents(self.config.name, self.config.effective_version).items()}
+
+    def expected(self) -> dict[str, str]:
+        return {path: checksum(data) for path, data in self.repo.pages("docs").items()}
+
+    def vector_ids(self) -> set[str]:
+        return {pid for pid, _ in self.vectors.scroll_points(self.settings.vector_collection,
+                                                            {"source": self.config.name})}
+
+    def section_ids(self) -> set[str]:
+        rows = self.graph.read("MATCH (d:Document {source: $s})-[:HAS_SECTION]->(x:Section) RETURN x.id AS id",
+                               s=self.config.name)
+        return {row["id"] for row in rows}
+
+
+@pytest.fixture
+def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: Embedder,
+        tmp_path: Path) -> Iterator[Rig]:
+    apply_schema(graph)
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    prefix = f"test:{uuid.uuid4().hex[:8]}"
+    name = f"cons-{uuid.uuid4().hex[:6]}"
+    repo = Repo(tmp_path / "work")
+    repo.write("docs/intro.md", "# Gadgets\n\nGadgets hold widgets. Run `gadget list` to see them.\n")
+    repo.write("docs/setup.md", "# Set up gadgets\n\n## Install\n\nRun `gadget install --fast` first.\n")
+    repo.write("docs/moving.md", "# Moving page\n\n" + "This body stays while the page moves.\n" * 6)
+    repo.commit("first")
+    config = SourceConfig(name=name, kind="git", url=str(repo.root), docs_path="docs", version="1.0")
+    registry = SourceRegistry(client, key=f"{prefix}:sources")
+    registry.add(config)
+    queue = ChangeQueue(client, name=f"{prefix}:changes")
+    vectors = vector_store_for(settings)
+    connector = GitConnector(config, tmp_path / "read-mirrors")
+    poller = SourcePoller(GitConnector(config, tmp_path / "poll-mirrors"), queue,
+                          SourceState(client, prefix=f"{prefix}:source"))
+    ingestor = Ingestor(settings, graph, vectors, progress=False, encoder=encoder)
+    consumer = ChangeConsumer(queue, registry, ingestor, lambda _: connector, name="c1", reclaim_idle_ms=500)
+    yield Rig(repo, config, registry, queue, poller, consumer, graph, vectors, settings)
+    ids = GraphWriter(graph).source_documents(name)
+    stats = GraphWriter(graph).delete_documents(ids)
+    vectors.delete(settings.vector_collection, stats.deleted_section_ids)
+    client.delete(*(client.keys(f"{prefix}:*") or ["-"]))
+    client.close()
+
+
+def test_the_graph_follows_each_commit_exactly(rig: Rig) -> None:
+    rig.poller.poll()
+    first = rig.consumer.step(block_ms=None)
+    assert (first.deliveries, first.acknowledged, first.pages) == (3, 3, 3)
+    assert rig.stored() == rig.expected()
+    assert rig.vector_ids() == rig.section_ids() != set()
+
+    rig.repo.write("docs/intro.md", "# Gadgets\n\nGadgets hold widgets and sprockets.\n")  # modified
+    rig.repo.remove("docs/setup.md")  # removed
+    rig.repo.move("docs/moving.md", "docs/guide/moved.md")  # renamed
+    rig.repo.write("docs/new.md", "# New page\n\nRun `gadget prune` weekly.\n")  # added
+    rig.repo.commit("second")
+    assert rig.poller.poll().events == 4
+    second = rig.consumer.step(block_ms=None)
+    assert second.pages == 5  # a rename reads both of its paths
+    [report] = second.reports
+    assert (report.documents_changed, report.documents_deleted) == (3, 2)
+    assert report.embeddings_computed <= 2  # the moved page's text reused its vectors
+    assert rig.stored() == rig.expected()
+    assert rig.vector_ids() == rig.section_ids()
+    assert rig.queue.depth() == 0
+
+
+def test_a_redelivered_event_changes_nothing_the_second_time(rig: Rig) -> None:
+    rig.poller.poll()
+    rig.consumer.step(block_ms=None)
+    before = rig.graph.read("MATCH (d:Document {source: $s})-[:HAS_SECTION]->(x) RETURN x.id AS id, "
+                            "x.run_id AS run ORDER BY id", s=rig.config.name)
+    for path in ("intro.md", "setup.md"):  # the same changes, delivered again under new ids
+        rig.queue.enqueue(ChangeEvent(source=rig.config.name, path=path, change="modified",
+                                      delivery_id=f"again:{path}"))
+    again = rig.consumer.step(block_ms=None)
+    assert again.acknowledged == 2
+    assert again.reports[0].documents_changed == 0
+    assert rig.graph.read("MATCH (d:Document {source: $s})-[:HAS_SECTION]->(x) RETURN x.id AS id, "
+                          "x.run_id AS run ORDER BY id", s=rig.config.name) == before
+
+
+@ray.remote(num_cpus=0)
+class Victim:
+    """A consumer that takes entries and dies before acknowledging them."""
+
+    def take(self, redis_url: str, queue_name: str) -> int:
+        queue = ChangeQueue(redis.Redis.from_url(redis_url, decode_responses=True), name=queue_name)
+        return len(queue.read("victim", count=100))
+
+    def hang(self) -> None:
+        time.sleep(3600)
+
+
+def test_a_killed_consumers_events_are_redelivered_and_ingested_once(rig: Rig) -> None:
+    rig.poller.poll()
+    victim = Victim.remote()  # type: ignore[attr-defined]
+    assert ray.get(victim.take.remote(rig.settings.effective_redis_url, rig.queue.name)) == 3
+    victim.hang.remote()
+    ray.kill(victim)
+    assert rig.queue.stats().pending == 3
+    assert rig.consumer.step(block_ms=None).deliveries == 0  # not idle long enough yet
+    time.sleep(0.6)
+    taken = rig.consumer.step(block_ms=None)
+    assert (taken.redelivered, taken.acknowledged) == (3, 3)
+    assert rig.stored() == rig.expected()
+    counts = rig.graph.read("MATCH (d:Document {source: $s}) RETURN d.path AS path, count(*) AS n",
+                            s=rig.config.name)
+    assert all(row["n"] == 1 for row in counts) and len(counts) == 3
+    assert rig.queue.stats().pending == 0 and rig.queue.depth() == 0
+
+
+def test_an_unreadable_source_leaves_events_pending_for_a_retry(rig: Rig, tmp_path: Path) -> None:
+    rig.poller.poll()
+    broken_config = rig.config.model_copy(update={"url": str(tmp_path / "gone")})
+    broken: SourceConnector = GitConnector(broken_config, tmp_path / "broken-mirrors")
+    working = rig.consumer.connector_for
+    rig.consumer.connector_for = lambda _: broken
+    failed = rig.consumer.step(block_ms=None)
+    assert (failed.retry_later, failed.acknowledged) == (3, 0)
+    assert "gone" in failed.errors[0]
+    assert rig.stored() == {}
+    rig.consumer.connector_for = working
+    time.sleep(0.6)
+    retried = rig.consumer.step(block_ms=None)
+    assert (retried.redelivered, retried.acknowledged) == (3, 3)
+    assert rig.stored() == rig.expected()
+
+
+def test_events_of_a_removed_source_are_dropped(rig: Rig) -> None:
+    rig.poller.poll()
+    rig.registry.remove(rig.config.name)
+    dropped = rig.consumer.step(block_ms=None)
+    assert (dropped.dropped, dropped.pages) == (3, 0)
+    assert rig.queue.depth() == 0
+
+
+def test_pages_to_read_collapses_events_and_reads_both_ends_of_a_rename() -> None:
+    events = [
+        ChangeEvent(source="s", path="a.md", change="added", revision="r1", delivery_id="1", created_at=1),
+        ChangeEvent(source="s", path="a.md", change="modified", revision="r2", delivery_id="2", created_at=2),
+        ChangeEvent(source="s", path="c.md", change="renamed", old_path="b.md", revision="r2", delivery_id="3",
+                    created_at=3),
+    ]
+    assert pages_to_read(events) == {"a.md": "r2", "c.md": "r2", "b.md": "r2"}
