@@ -96,11 +96,18 @@ SLICE_FOLDERS = (
 
 
 @pytest.fixture(scope="session")
-def slice_root(short_tmp: Path) -> Path:
+def corpus_root() -> Path:
+    """The shared WEKA corpus; tests that need it say so clearly when it is missing."""
     default = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "weka-docs"
-    corpus = Path(os.environ.get("WEKADOCS_CORPUS", default)) / "4.4"
-    if not corpus.is_dir():
-        pytest.fail(f"the WEKA corpus is missing at {corpus} (set WEKADOCS_CORPUS)")
+    root = Path(os.environ.get("WEKADOCS_CORPUS", default))
+    if not (root / "4.4").is_dir():
+        pytest.fail(f"the WEKA corpus is missing at {root} (set WEKADOCS_CORPUS)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def slice_root(short_tmp: Path, corpus_root: Path) -> Path:
+    corpus = corpus_root / "4.4"
     root = short_tmp / "query-slice"
     for folder in SLICE_FOLDERS:
         shutil.copytree(corpus / folder, root / folder)

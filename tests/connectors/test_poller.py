@@ -12,11 +12,13 @@ import redis
 
 from connectors.circuit_breaker import BreakerState, CircuitBreaker
 from connectors.git_connector import GitConnector
+from connectors.github_api import GitHubConnector
 from connectors.poller import SourcePoller, backoff_delay
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig
 from wekadocs.source_state import SourceState
+from tests.connectors.github_server import FakeGitHub
 from tests.git_repo import Repo
 
 
@@ -168,3 +170,30 @@ def test_backoff_is_capped_and_never_zero() -> None:
     assert backoff_delay(1, base_s=2, cap_s=300, rng=lambda: 0.0) == 1.0
     assert backoff_delay(20, base_s=2, cap_s=300, rng=lambda: 1.0) == 300
     assert backoff_delay(20, base_s=2, cap_s=300, rng=lambda: 0.0) == 150
+
+
+def test_breaker_on_a_server_answering_500s_and_timeouts_then_recovering(stores: Stores) -> None:
+    server = FakeGitHub("acme", "docs", token="t").start()
+    server.push({"docs/a.md": "# A\n\nText.\n"}, "first")
+    try:
+        clock = Clock()
+        config = SourceConfig(name="docs", kind="github", url="acme/docs", api_url=server.url, docs_path="docs")
+        p = SourcePoller(GitHubConnector(config, token="t", timeout_s=0.2), stores.queue(), stores.state(),
+                         breaker=CircuitBreaker(failure_threshold=3, reset_timeout_s=30, clock=clock),
+                         clock=clock, rng=lambda: 0.5)
+        server.reply_next(500, {"message": "Server Error"}, times=2)
+        assert [p.poll().status, p.poll().status] == ["failed", "failed"]
+        server.delay_s = 0.5  # now it hangs past the client's timeout
+        timed_out = p.poll()
+        assert timed_out.status == "failed" and "tim" in timed_out.error.lower()
+        assert p.breaker.state is BreakerState.OPEN
+        server.delay_s = 0.0
+        calls = len(server.requests)
+        assert p.poll().status == "breaker_open"
+        assert len(server.requests) == calls  # open: the server is not called at all
+        clock.now += 30
+        recovered = p.poll()
+        assert (recovered.status, recovered.events) == ("polled", 1)
+        assert p.breaker.state is BreakerState.CLOSED
+    finally:
+        server.stop()

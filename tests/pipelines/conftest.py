@@ -1,17 +1,12 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from pipelines.parse import parse_document
 from wekadocs.embedder import TokenCounter
 from wekadocs.model import ParsedDocument
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="session")
 def count_tokens() -> TokenCounter:
@@ -28,12 +23,3 @@ def parse(count_tokens: TokenCounter) -> Callable[..., ParsedDocument]:
         return parse_document(raw, **options)  # type: ignore[arg-type]
 
     return _parse
-
-
-@pytest.fixture(scope="session")
-def corpus_root() -> Path:
-    """The shared WEKA corpus; tests that need it say so clearly when it is missing."""
-    root = Path(os.environ.get("WEKADOCS_CORPUS", ROOT.parent / "shared" / "corpus" / "weka-docs"))
-    if not (root / "4.4").is_dir():
-        pytest.fail(f"the WEKA corpus is missing at {root} (set WEKADOCS_CORPUS)")
-    return root

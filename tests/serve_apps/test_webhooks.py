@@ -18,6 +18,7 @@ from serve_apps.webhook_app import build_webhook_app
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry, repo_key
+from wekadocs.source_state import SourceState
 
 SECRET = "s3cret"
 REPO = {"clone_url": "https://github.com/acme/docs.git", "html_url": "https://github.com/acme/docs"}
@@ -37,9 +38,9 @@ def parts(settings: Settings, stack: object) -> Iterator[tuple[SourceRegistry, C
 
 
 def post(registry: SourceRegistry, queue: ChangeQueue, path: str, body: bytes,
-         headers: dict[str, str]) -> httpx.Response:
-    app = build_webhook_app(registry, queue, secret_for=lambda s: SECRET if s.name == "acme-docs" else None,
-                            max_body=10_000)
+         headers: dict[str, str], triggers: SourceState | None = None) -> httpx.Response:
+    app = build_webhook_app(registry, queue, triggers=triggers,
+                            secret_for=lambda s: SECRET if s.name == "acme-docs" else None, max_body=10_000)
 
     async def go() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -73,6 +74,17 @@ def test_a_signed_push_enqueues_one_event_per_page(parts) -> None:  # type: igno
     assert response.status_code == 202 and response.json() == {"accepted": 2, "duplicates": 0}
     got = {(d.event.change, d.event.path) for d in queue.read("c", count=10)}
     assert got == {("removed", "new.md"), ("modified", "guide.md")}  # the last change of a page wins
+
+
+def test_an_accepted_push_triggers_a_poll_of_its_source_and_a_replay_does_not(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, client = parts
+    triggers = SourceState(client, prefix=f"{queue.name}:state")
+    post(registry, queue, "/github", *github(PUSH), triggers=triggers)
+    assert triggers.next_trigger(timeout_s=0.1) == "acme-docs"
+    post(registry, queue, "/github", *github(PUSH), triggers=triggers)  # nothing new accepted
+    refused = post(registry, queue, "/github", *github(PUSH, secret="wrong", delivery="d-9"), triggers=triggers)
+    assert refused.status_code == 401
+    assert triggers.next_trigger(timeout_s=0.1) is None
 
 
 def test_a_replayed_delivery_adds_nothing(parts) -> None:  # type: ignore[no-untyped-def]

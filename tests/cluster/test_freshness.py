@@ -1,0 +1,170 @@
+"""Freshness end to end: the supervisor and consumer actors on the real Ray
+head, a local git repository moving from corpus 4.3 to 4.4 commit by commit,
+push webhooks that trigger a fetch, and the `wekadocs sources` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from cluster.freshness import start_freshness, stop_freshness
+from cluster.vector_owner import vector_store_for
+from serve_apps.webhook_app import build_webhook_app
+from wekadocs.change_queue import ChangeQueue
+from wekadocs.graph_schema import apply_schema
+from wekadocs.graph_store import GraphStore
+from wekadocs.graph_writer import GraphWriter
+from wekadocs.ids import checksum
+from wekadocs.settings import Settings
+from wekadocs.source_registry import SourceRegistry
+from wekadocs.source_state import SourceState
+from tests.cluster.test_cli import run, stack_env
+from tests.git_repo import Repo
+
+FOLDERS = ("licensing", "wekapod", "best-practice-guides")
+SECRET = "e2e-secret"
+
+
+@pytest.fixture(scope="module")
+def actors(settings: Settings, graph: GraphStore, ray_connection: object) -> Iterator[None]:
+    apply_schema(graph)
+    start_freshness(settings, reclaim_idle_ms=2_000)
+    yield
+    stop_freshness(settings)
+
+
+def copy_version(corpus: Path, version: str, repo: Repo, folders: tuple[str, ...]) -> None:
+    for folder in folders:
+        target = repo.root / "docs" / folder
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(corpus / version / folder, target)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if condition():
+            return time.monotonic() - started
+        time.sleep(0.25)
+    raise AssertionError(f"{what} did not happen within {timeout_s:.0f}s")
+
+
+def push(settings: Settings, repo: Repo, before: str, after: str, delivery: str) -> httpx.Response:
+    """The signed GitHub push a forge would send for the commits between
+    ``before`` and ``after``, through the webhook app."""
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    changed = repo.git("diff", "--name-status", "--no-renames", before, after).splitlines()
+    files: dict[str, list[str]] = {"added": [], "modified": [], "removed": []}
+    for line in changed:
+        status, path = line.split("\t", 1)
+        files[{"A": "added", "M": "modified", "D": "removed"}[status[0]]].append(path)
+    body = json.dumps({"after": after, "repository": {"clone_url": str(repo.root)},
+                       "commits": [{"id": after, **files}]}).encode()
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "Content-Type": "application/json",
+               "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+    app = build_webhook_app(SourceRegistry(client), ChangeQueue(client), triggers=SourceState(client),
+                            secret_for=lambda s: SECRET)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hooks") as http:
+            return await http.post("/github", content=body, headers=headers)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        client.close()
+
+
+def test_a_repository_moving_from_4_3_to_4_4_is_followed_commit_by_commit(
+    settings: Settings, graph: GraphStore, actors: None, corpus_root: Path, tmp_path: Path,
+) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    env = stack_env(settings)
+    repo = Repo(tmp_path / "docs-repo")
+    copy_version(corpus_root, "4.3", repo, FOLDERS)
+    revisions = [repo.commit("docs as of 4.3")]
+    writer = GraphWriter(graph)
+
+    def follows() -> bool:
+        stored = {path: digest for path, (_, digest) in writer.documents(name, "main").items()}
+        return stored == {path: checksum(data) for path, data in repo.pages("docs").items()}
+
+    added = run("sources", "add", "git", name, "--url", str(repo.root), "--path", "docs", "--interval", "3600",
+                "--webhook-secret-env", "E2E_SECRET", "--json", env=env)
+    assert added.returncode == 0, added.stderr
+    wait_for(follows, 300, "the first ingest of 4.3")
+
+    # Commit 2: wekapod moves to 4.4 (pages added and modified); a push webhook announces it.
+    copy_version(corpus_root, "4.4", repo, ("wekapod",))
+    revisions.append(repo.commit("wekapod as of 4.4"))
+    response = push(settings, repo, revisions[-2], revisions[-1], "delivery-2")
+    assert response.status_code == 202 and response.json()["accepted"] > 0, response.text
+    wait_for(follows, 180, "following the wekapod commit")
+
+    # Commit 3: the other folders move to 4.4 (a page removed, pages modified) and a page is renamed.
+    copy_version(corpus_root, "4.4", repo, ("best-practice-guides", "licensing"))
+    moved = sorted(repo.pages("docs/licensing"))[0]
+    repo.move(f"docs/licensing/{moved}", f"docs/licensing/renamed-{moved}")
+    revisions.append(repo.commit("the rest as of 4.4, one page renamed"))
+    diff = repo.git("diff", "--name-status", "-M", revisions[-2], revisions[-1])
+    assert {line[0] for line in diff.splitlines()} >= {"M", "D", "R"}
+    assert push(settings, repo, revisions[-2], revisions[-1], "delivery-3").status_code == 202
+    wait_for(follows, 180, "following the commit with a removal and a rename")
+
+    # The same push again adds nothing: its delivery id was seen.
+    replay = push(settings, repo, revisions[-2], revisions[-1], "delivery-3")
+    assert replay.json() == {"accepted": 0, "duplicates": replay.json()["duplicates"]}
+
+    # Every section has its vector; no document is there twice.
+    vectors = vector_store_for(settings)
+    section_ids = {r["id"] for r in graph.read(
+        "MATCH (d:Document {source: $s})-[:HAS_SECTION]->(x:Section) RETURN x.id AS id", s=name)}
+    wait_for(lambda: {pid for pid, _ in vectors.scroll_points(settings.vector_collection, {"source": name})}
+             == section_ids, 60, "vectors matching the sections")
+    doubles = graph.read("MATCH (d:Document {source: $s}) WITH d.path AS p, count(*) AS n WHERE n > 1 "
+                         "RETURN count(*) AS n", s=name)
+    assert doubles[0]["n"] == 0
+
+    status = run("sources", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout.strip().splitlines()[-1])
+    mine = shown["sources"][name]
+    assert mine["cursor"] == {"revision": revisions[-1]}
+    assert mine["status"]["breaker"] == "closed"
+    assert shown["actors"]["pollers"][name]["state"] == "closed"
+    assert shown["actors"]["consumer"]["acknowledged"] > 0
+    assert shown["queue"]["depth"] == 0
+
+    listed = json.loads(run("sources", "list", "--json", env=env).stdout.strip().splitlines()[-1])
+    assert name in [s["name"] for s in listed["sources"]]
+
+    removed = run("sources", "remove", name, "--json", env=env)
+    assert removed.returncode == 0, removed.stderr
+    report = json.loads(removed.stdout.strip().splitlines()[-1])
+    assert report["documents_deleted"] == len(repo.pages("docs"))
+    assert report["vectors_deleted"] == len(section_ids)
+    assert writer.source_documents(name) == []
+    assert vectors.count(settings.vector_collection, {"source": name}) == 0
+    again = run("sources", "remove", name, env=env)
+    assert again.returncode == 1 and f"no source named '{name}'" in again.stderr
+
+
+def test_sources_add_refuses_bad_input_clearly(settings: Settings, stack: object) -> None:
+    env = stack_env(settings)
+    bad = run("sources", "add", "git", "Bad Name", "--url", "/tmp/x", env=env)
+    assert bad.returncode == 1 and "invalid source: name" in bad.stderr and "Traceback" not in bad.stderr
+    bad_env = run("sources", "add", "git", "ok-name", "--url", "/tmp/x", "--webhook-secret-env", "lower", env=env)
+    assert bad_env.returncode == 1 and "webhook_secret_env" in bad_env.stderr
+    assert run("sources", "poll", "no-such-source", env=env).returncode == 1
