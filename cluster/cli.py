@@ -467,7 +467,7 @@ def sources_status(ctx: click.Context, as_json: bool) -> None:
                      + (f"  error: {st['last_error']}" if st.get("last_error") else ""))
     if "error" in status["actors"]:
         lines.append(f"actors: {status['actors']['error']}")
-    elif not live:
+    elif not status["actors"].get("supervisor_running"):
         lines.append("pollers: not running (start them with `wekadocs serve`)")
     consumer = status["actors"].get("consumer") or {}
     if consumer:

@@ -11,6 +11,7 @@ on where the dead one stopped.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -35,7 +36,7 @@ from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
 
 __all__ = ["SourceSupervisor", "ChangeConsumerActor", "start_freshness", "stop_freshness", "SUPERVISOR",
-           "CONSUMER", "freshness_status"]
+           "CONSUMER", "freshness_status", "source_environment"]
 
 SUPERVISOR = "wekadocs-sources"
 CONSUMER = "wekadocs-consumer"
@@ -90,7 +91,7 @@ class SourceSupervisor:
     def __init__(self, settings: Settings) -> None:
         client = _redis(settings)
         self.registry = SourceRegistry(client)
-        self.queue = ChangeQueue(client)
+        self.queue = ChangeQueue(client, capacity=settings.queue_capacity)
         self.state = SourceState(client)
         self.mirrors = settings.data_dir / "mirrors" / "poll"
         self.metrics = SupervisorMetrics()
@@ -172,7 +173,7 @@ class ChangeConsumerActor:
         encoder = Embedder(settings.embedding_model, device="cpu", batch_size=32, threads=1)
         ingestor = Ingestor(settings, GraphStore.connect(settings), vector_store_for(settings), progress=False,
                             encoder=encoder)
-        self.consumer = ChangeConsumer(ChangeQueue(client), self.registry, ingestor, self._connector,
+        self.consumer = ChangeConsumer(ChangeQueue(client, capacity=settings.queue_capacity), self.registry, ingestor, self._connector,
                                        name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms)
         self.metrics = ConsumerMetrics()
         self.totals = {"steps": 0, "deliveries": 0, "acknowledged": 0, "retry_later": 0, "dropped": 0,
@@ -230,12 +231,38 @@ def _handle(settings: Settings, name: str) -> ActorHandle | None:
         return None
 
 
-def start_freshness(settings: Settings, *, reclaim_idle_ms: int = 30_000) -> dict[str, str]:
-    """Start (or find) the supervisor and the consumer; Ray must be connected."""
-    common: dict[str, Any] = dict(namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True)
-    supervisor = SourceSupervisor.options(name=SUPERVISOR, **common).remote(settings)
-    consumer = ChangeConsumerActor.options(name=CONSUMER, **common).remote(settings, reclaim_idle_ms)
-    ray.get([supervisor.status.remote(), consumer.stats.remote()])  # both constructed and answering
+def source_environment(settings: Settings) -> dict[str, str]:
+    """The variables the configured sources name (webhook secrets, API
+    tokens, users), as set in this process. Ray processes do not share the
+    deploying shell's environment, so ``wekadocs serve`` hands these to the
+    freshness actors and the webhook replicas. On KubeRay set them on the
+    pods from a Secret instead."""
+    client = _redis(settings)
+    try:
+        configs = SourceRegistry(client).list()
+    finally:
+        client.close()
+    names = {n for c in configs for n in (c.webhook_secret_env, c.token_env, c.user_env) if n}
+    return {name: os.environ[name] for name in sorted(names) if os.environ.get(name)}
+
+
+def start_freshness(settings: Settings, *, env: dict[str, str] | None = None, replace: bool = False,
+                    reclaim_idle_ms: int = 30_000) -> dict[str, str]:
+    """Start the supervisor and the consumer (Ray must be connected). Running
+    ones are kept, unless ``replace``: a deploy replaces them so they run the
+    deployed code with the current variables (a replaced consumer's
+    unacknowledged entries are claimed by its successor)."""
+    handles = []
+    for name, actor, args in ((SUPERVISOR, SourceSupervisor, (settings,)),
+                              (CONSUMER, ChangeConsumerActor, (settings, reclaim_idle_ms))):
+        running = _handle(settings, name)
+        if running is not None and replace:
+            _stop(running)
+        handles.append(actor.options(  # type: ignore[attr-defined]
+            name=name, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True,
+            runtime_env={"env_vars": env} if env else None,
+        ).remote(*args))
+    ray.get([handles[0].status.remote(), handles[1].stats.remote()])  # both constructed and answering
     return {"supervisor": SUPERVISOR, "consumer": CONSUMER}
 
 
@@ -244,19 +271,24 @@ def stop_freshness(settings: Settings) -> list[str]:
     for name in (SUPERVISOR, CONSUMER):
         handle = _handle(settings, name)
         if handle is not None:
-            try:
-                ray.get(handle.stop.remote(), timeout=10)
-            except (ray.exceptions.RayError, TimeoutError):
-                pass  # killed below either way
-            ray.kill(handle, no_restart=True)
+            _stop(handle)
             stopped.append(name)
     return stopped
+
+
+def _stop(handle: ActorHandle) -> None:
+    try:
+        ray.get(handle.stop.remote(), timeout=10)
+    except (ray.exceptions.RayError, TimeoutError):
+        pass  # killed below either way
+    ray.kill(handle, no_restart=True)
 
 
 def freshness_status(settings: Settings) -> dict[str, Any]:
     """What the live actors say; empty parts when they are not running."""
     supervisor, consumer = _handle(settings, SUPERVISOR), _handle(settings, CONSUMER)
     return {
+        "supervisor_running": supervisor is not None,
         "pollers": ray.get(supervisor.status.remote(), timeout=10) if supervisor else {},
         "consumer": ray.get(consumer.stats.remote(), timeout=10) if consumer else {},
     }

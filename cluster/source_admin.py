@@ -61,7 +61,7 @@ class SourceAdmin:
         freshness actors run, what they report live (breakers, consumer)."""
         sources = {c.name: {"kind": c.kind, "status": self.state.status(c.name), "cursor": self.state.cursor(c.name)}
                    for c in self.registry.list()}
-        stats = ChangeQueue(self.client).stats()
+        stats = ChangeQueue(self.client, capacity=self.settings.queue_capacity).stats()
         live: dict[str, Any] = {}
         try:
             connect(self.settings, allow_in_process=False)

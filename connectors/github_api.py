@@ -15,7 +15,6 @@ connector does).
 
 from __future__ import annotations
 
-import email.utils
 import os
 import posixpath
 import re
@@ -27,6 +26,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors.git_changes import docs_page
+from connectors.http_source import error_message, json_body, request, retry_after_seconds, succeeded
 from connectors.source_connector import Poll, RateLimited, SourceUnavailable
 from wekadocs.change_event import ChangeEvent, ChangeType
 from wekadocs.source_registry import SourceConfig, SourceError
@@ -201,17 +201,12 @@ class GitHubConnector:
         if etag:
             headers["If-None-Match"] = etag
         what = f"github source {self.config.name}: GET {path}"
-        try:
-            response = self.client.get(f"{self.base}/{path}", params=params, headers=headers,
-                                       timeout=self.timeout_s, follow_redirects=True)
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"{what} timed out after {self.timeout_s:g}s") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"{what}: cannot reach {self.base}: {exc}") from exc
-        status = response.status_code
-        if status in allow or 200 <= status < 300:
+        response = request(self.client, "GET", f"{self.base}/{path}", what=what, site=self.base,
+                           timeout_s=self.timeout_s, headers=headers, params=params, follow_redirects=True)
+        if succeeded(response, allow):
             return response
-        message = _message(response)
+        status = response.status_code
+        message = error_message(response, ("message",), blank="")  # GitHub's own words, if any
         wait = _rate_limit_wait(response, message)
         if wait is not None:
             raise RateLimited(f"{what}: GitHub rate limit ({message})", wait)
@@ -225,19 +220,7 @@ class GitHubConnector:
 
 
 def _json(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise SourceUnavailable(f"GitHub sent {what} as something other than JSON") from exc
-
-
-def _message(response: httpx.Response) -> str:
-    """GitHub's own words from an error body (``{"message": ...}``), if any."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase
-    return str(body.get("message", "")) if isinstance(body, dict) else ""
+    return json_body(response, "GitHub", what)
 
 
 def _rate_limit_wait(response: httpx.Response, message: str) -> float | None:
@@ -248,7 +231,7 @@ def _rate_limit_wait(response: httpx.Response, message: str) -> float | None:
         return None
     headers = response.headers
     if "retry-after" in headers:
-        return _seconds(headers["retry-after"])
+        return retry_after_seconds(headers["retry-after"], DEFAULT_WAIT_S)
     if headers.get("x-ratelimit-remaining") == "0":
         try:
             return float(headers["x-ratelimit-reset"]) - time.time()
@@ -257,15 +240,3 @@ def _rate_limit_wait(response: httpx.Response, message: str) -> float | None:
     if response.status_code == 429 or "rate limit" in message.lower():
         return DEFAULT_WAIT_S
     return None  # a plain 403: the token may not read this repository
-
-
-def _seconds(retry_after: str) -> float:
-    """``Retry-After`` as seconds or as an HTTP date."""
-    try:
-        return float(retry_after)
-    except ValueError:
-        pass
-    try:
-        return email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time()
-    except (TypeError, ValueError):
-        return DEFAULT_WAIT_S

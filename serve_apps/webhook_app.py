@@ -168,14 +168,12 @@ async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], payload: dic
     if await anyio.to_thread.run_sync(queue.backpressure):
         return _error(503, "the change queue is nearly full; retry later", retry=True)
     events = [e for source in sources for e in push_events(source, payload, delivery)]
-    accepted = duplicates = 0
-    for event in events:
-        try:
-            result = await anyio.to_thread.run_sync(queue.enqueue, event)
-        except QueueFull as exc:
-            return _error(503, f"{exc} ({accepted} of {len(events)} events accepted)", retry=True)
-        accepted += result.status == "accepted"
-        duplicates += result.status == "duplicate"
+    try:  # all of the delivery or none of it
+        results = await anyio.to_thread.run_sync(queue.enqueue_all, events)
+    except QueueFull as exc:
+        return _error(503, f"{exc}; none of this delivery's {len(events)} events were queued", retry=True)
+    accepted = sum(r.status == "accepted" for r in results)
+    duplicates = len(results) - accepted
     if triggers is not None and accepted:
         for source in sources:
             await anyio.to_thread.run_sync(triggers.trigger, source.name)
@@ -196,7 +194,7 @@ class WebhookDeployment:
         client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True,
                                       socket_timeout=5, socket_connect_timeout=5)
         self.registry = SourceRegistry(client)
-        self.queue = ChangeQueue(client)
+        self.queue = ChangeQueue(client, capacity=settings.queue_capacity)
         self.triggers = SourceState(client)
 
     def __serve_build_asgi_app__(self) -> Starlette:

@@ -4,9 +4,9 @@
   only after the stores are written; an entry a dead consumer held is claimed
   by another after ``min_idle_ms`` (``reclaim``). Ingestion is idempotent, so
   a re-delivered event changes nothing twice.
-* **Nothing dropped silently.** ``enqueue`` adds atomically (one Lua script)
-  only while the queue holds fewer than ``capacity`` entries; otherwise it
-  raises :class:`QueueFull`, which the sender sees (a webhook answers 503).
+* **Nothing dropped silently.** ``enqueue``/``enqueue_all`` add atomically
+  (one Lua script) only what fits under ``capacity`` as a whole; otherwise
+  they raise :class:`QueueFull`, which the sender sees (a webhook answers 503).
   ``backpressure`` turns on at 80 % so pollers pause before that.
 * **A priority lane.** Two streams; readers drain ``high`` before ``normal``.
 * **Duplicates.** A delivery id seen within ``dedupe_ttl_s`` is not added again.
@@ -33,15 +33,26 @@ __all__ = ["ChangeQueue", "QueueFull", "Delivery", "QueueStats", "EnqueueResult"
 
 PRIORITIES: tuple[Priority, ...] = ("high", "normal")
 
-# KEYS: high stream, normal stream, dedupe key, target stream
-# ARGV: capacity, dedupe ttl s, event json
+# All of one batch or none of it. KEYS: high stream, normal stream, then per
+# event its dedupe key and its target stream. ARGV: capacity, dedupe ttl s,
+# then per event its JSON. Reply: {'full', depth} or {'ok', id or '' per event}.
 _ENQUEUE = """
 local depth = redis.call('XLEN', KEYS[1]) + redis.call('XLEN', KEYS[2])
-if depth >= tonumber(ARGV[1]) then return {'full', tostring(depth)} end
-if redis.call('SET', KEYS[3], '1', 'NX', 'EX', tonumber(ARGV[2])) == false then
-  return {'duplicate', ''}
+local count = #ARGV - 2
+local fresh = 0
+for i = 1, count do
+  if redis.call('EXISTS', KEYS[1 + 2 * i]) == 0 then fresh = fresh + 1 end
 end
-return {'accepted', redis.call('XADD', KEYS[4], '*', 'event', ARGV[3])}
+if fresh > 0 and depth + fresh > tonumber(ARGV[1]) then return {'full', tostring(depth)} end
+local reply = {'ok'}
+for i = 1, count do
+  if redis.call('SET', KEYS[1 + 2 * i], '1', 'NX', 'EX', tonumber(ARGV[2])) then
+    reply[i + 1] = redis.call('XADD', KEYS[2 + 2 * i], '*', 'event', ARGV[2 + i])
+  else
+    reply[i + 1] = ''
+  end
+end
+return reply
 """
 
 
@@ -103,14 +114,23 @@ class ChangeQueue:
         self._ensure_group()
 
     def enqueue(self, event: ChangeEvent) -> EnqueueResult:
-        keys = [self.streams["high"], self.streams["normal"], f"{self.name}:seen:{event.delivery_id}",
-                self.streams[event.priority]]
-        with redis_errors("adding a change event"):
-            status, detail = self._enqueue(keys=keys, args=[self.capacity, self.dedupe_ttl_s,
-                                                            event.model_dump_json()])
+        return self.enqueue_all([event])[0]
+
+    def enqueue_all(self, events: list[ChangeEvent]) -> list[EnqueueResult]:
+        """Add a batch (one webhook delivery's pages) atomically: every new
+        event or, when they do not all fit, none (``QueueFull``) — a sender
+        that retries after a refusal never finds half its delivery queued."""
+        if not events:
+            return []
+        keys = [self.streams["high"], self.streams["normal"]]
+        for event in events:
+            keys += [f"{self.name}:seen:{event.delivery_id}", self.streams[event.priority]]
+        args: list[str | int] = [self.capacity, self.dedupe_ttl_s, *(e.model_dump_json() for e in events)]
+        with redis_errors("adding change events"):
+            status, *detail = self._enqueue(keys=keys, args=args)
         if status == "full":
-            raise QueueFull(int(detail), self.capacity)
-        return EnqueueResult(status, detail)
+            raise QueueFull(int(detail[0]), self.capacity)
+        return [EnqueueResult("accepted", entry) if entry else EnqueueResult("duplicate", "") for entry in detail]
 
     def backpressure(self) -> bool:
         """True from ``backpressure_at`` of capacity: producers should pause.

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
 
     start_timeout_s: float = Field(120.0, description="how long `services up` waits for each")
 
+    # --- Freshness ---------------------------------------------------------
+    queue_capacity: int = Field(10_000, ge=10, description="change events the queue holds; webhooks get 503 "
+                                "and pollers pause from 80 % of it")
+
     # --- Query service -----------------------------------------------------
     serve_host: str = Field("127.0.0.1", description="address Serve's HTTP proxy listens on")
     serve_port: int = Field(8000, description="port of Serve's HTTP proxy (MCP at /mcp)")

@@ -133,7 +133,20 @@ def test_a_full_queue_answers_503_with_retry_after(parts) -> None:  # type: igno
     assert first.status_code == 202
     refused = post(registry, queue, "/github", *github(PUSH, delivery="d-b"))
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
-    assert queue.stats().depth == 4  # what was accepted stays; nothing half-added
+    assert queue.stats().depth == 4  # what was accepted stays; nothing of the refused delivery was added
+
+
+def test_a_delivery_that_does_not_fit_is_refused_whole(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    three = {**PUSH, "commits": [{"added": [f"docs/a{i}.md" for i in range(3)], "modified": [], "removed": []}]}
+    assert post(registry, queue, "/github", *github(three, delivery="d-a")).status_code == 202  # 3 of 5
+    other = {**PUSH, "commits": [{"added": [f"docs/b{i}.md" for i in range(3)], "modified": [], "removed": []}]}
+    refused = post(registry, queue, "/github", *github(other, delivery="d-b"))
+    assert refused.status_code == 503 and "none of this delivery's 3 events" in refused.json()["error"]
+    assert queue.stats().depth == 3
+    queue.ack(queue.read("c", count=10))
+    retried = post(registry, queue, "/github", *github(other, delivery="d-b"))
+    assert retried.json() == {"accepted": 3, "duplicates": 0}  # the retry is not taken for a replay
 
 
 def test_gitlab_token(parts) -> None:  # type: ignore[no-untyped-def]

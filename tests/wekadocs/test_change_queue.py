@@ -75,6 +75,19 @@ def test_a_full_queue_refuses_and_loses_nothing(queue: ChangeQueue) -> None:
     assert queue.enqueue(event("room-again.md")).status == "accepted"
 
 
+def test_a_batch_is_queued_whole_or_not_at_all(queue: ChangeQueue) -> None:
+    for i in range(7):
+        queue.enqueue(event(f"p{i}.md"))
+    with pytest.raises(QueueFull):  # 4 new events do not fit in the 3 places left
+        queue.enqueue_all([event(f"b{i}.md", delivery=f"batch-{i}") for i in range(4)])
+    assert queue.stats().depth == 7
+    # nothing of the refused batch was marked as seen: sent again later, all of it goes in
+    results = queue.enqueue_all([event("p0.md", delivery="batch-0"), event("p1.md", delivery="batch-1"),
+                                 event("p1.md", delivery="batch-1")])
+    assert [r.status for r in results] == ["accepted", "accepted", "duplicate"]
+    assert queue.stats().depth == 9
+
+
 def test_a_dead_consumers_events_are_redelivered_once(queue: ChangeQueue) -> None:
     queue.enqueue(event("held.md"))
     [taken] = queue.read("dies")  # and never acknowledges
