@@ -416,7 +416,7 @@ def sources_add_github(ctx: click.Context, as_json: bool, **fields: Any) -> None
 @_reports_errors
 def sources_add_notion(ctx: click.Context, as_json: bool, **fields: Any) -> None:
     """The Notion pages shared with an integration."""
-    _add(ctx, as_json, kind="notion", url=fields.pop("api_url") or "https://api.notion.com", **fields)
+    _add(ctx, as_json, kind="notion", url=fields["api_url"] or "https://api.notion.com", **fields)
 
 
 @sources_add.command("confluence")

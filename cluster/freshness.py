@@ -97,6 +97,7 @@ class SourceSupervisor:
         self.metrics = SupervisorMetrics()
         self.threads: dict[str, _PollerThread] = {}
         self.configs: dict[str, SourceConfig] = {}
+        self.broken: dict[str, SourceConfig] = {}  # configurations that cannot be opened, until they change
         self.stopped = False
         self.lock = threading.Lock()
         threading.Thread(target=self._watch, name="sources-watch", daemon=True).start()
@@ -129,10 +130,18 @@ class SourceSupervisor:
                     self.threads.pop(name).stop()
                     self.configs.pop(name, None)
             for name, config in configs.items():
-                if name not in self.threads:
-                    poller = SourcePoller(open_connector(config, mirrors=self.mirrors), self.queue, self.state)
-                    self.threads[name] = _PollerThread(poller, self.metrics)
-                    self.configs[name] = config
+                if name in self.threads or self.broken.get(name) == config:
+                    continue
+                try:
+                    connector = open_connector(config, mirrors=self.mirrors)
+                except WekadocsError as exc:  # e.g. its token variable is not set: the others still run
+                    self.broken[name] = config
+                    self.state.record(name, {"last_status": "misconfigured", "last_error": str(exc)[:500],
+                                             "last_poll": round(time.time(), 3)})
+                    continue
+                self.broken.pop(name, None)
+                self.threads[name] = _PollerThread(SourcePoller(connector, self.queue, self.state), self.metrics)
+                self.configs[name] = config
 
     def _export_queue(self) -> None:
         stats = self.queue.stats()

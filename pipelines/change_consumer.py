@@ -96,7 +96,7 @@ class ChangeConsumer:
             pages = [PageChange(path, connector.read(path, revision), _uri(config, path))
                      for path, revision in sorted(pages_to_read([d.event for d in group]).items())]
             ingested = self.ingestor.apply_pages(pages, source=source, version=config.effective_version)
-        except (SourceUnavailable, RateLimited, StoreError) as exc:
+        except (SourceUnavailable, RateLimited, StoreError, SourceError) as exc:  # SourceError: misconfigured
             report.retry_later += len(group)
             report.errors.append(f"{source}: {exc}")
             return

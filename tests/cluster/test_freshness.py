@@ -168,3 +168,27 @@ def test_sources_add_refuses_bad_input_clearly(settings: Settings, stack: object
     bad_env = run("sources", "add", "git", "ok-name", "--url", "/tmp/x", "--webhook-secret-env", "lower", env=env)
     assert bad_env.returncode == 1 and "webhook_secret_env" in bad_env.stderr
     assert run("sources", "poll", "no-such-source", env=env).returncode == 1
+
+
+def test_a_misconfigured_source_is_reported_and_does_not_stop_the_others(
+    settings: Settings, actors: None, tmp_path: Path,
+) -> None:
+    env = stack_env(settings)
+    broken, working = f"nokey-{uuid.uuid4().hex[:6]}", f"ok-{uuid.uuid4().hex[:6]}"
+    repo = Repo(tmp_path / "small")
+    repo.write("docs/only.md", "# Only page\n\nA page of its own words.\n")
+    repo.commit("one page")
+    assert run("sources", "add", "notion", broken, "--token-env", "WEKADOCS_UNSET_TOKEN", env=env).returncode == 0
+    assert run("sources", "add", "git", working, "--url", str(repo.root), "--path", "docs", env=env).returncode == 0
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    state = SourceState(client)
+    try:
+        wait_for(lambda: state.status(broken).get("last_status") == "misconfigured", 30, "the broken source reported")
+        assert "WEKADOCS_UNSET_TOKEN" in state.status(broken)["last_error"]
+        wait_for(lambda: state.status(working).get("last_status") == "polled", 30, "the working source polled")
+        shown = run("sources", "status", env=env)
+        assert "misconfigured" in shown.stdout and "WEKADOCS_UNSET_TOKEN" in shown.stdout
+    finally:
+        for name in (broken, working):
+            run("sources", "remove", name, env=env)
+        client.close()
