@@ -161,7 +161,7 @@ class Ingestor:
         metrics = IngestMetrics()
         tags = {"source": source}
         parser = parser or PageParser.for_settings(self.settings, source, version)
-        stored = self.writer.documents(source, version)
+        stored = self.writer.documents(source, version, [page.path for page in pages])
         writes: list[DocumentWrite] = []
         gone: list[str] = []
         for page in pages:

@@ -69,12 +69,14 @@ class GraphWriter:
 
     # --- reading what is there ---------------------------------------------------
 
-    def documents(self, source: str, version: str) -> dict[str, tuple[str, str]]:
-        """path -> (document id, checksum) of what is stored for source+version."""
+    def documents(self, source: str, version: str, paths: list[str] | None = None) -> dict[str, tuple[str, str]]:
+        """path -> (document id, checksum) of what is stored for source+version
+        (only ``paths``, when given: a change consumer's few pages)."""
         rows = self.graph.read(
             "MATCH (d:Document {source: $source, version: $version}) "
+            "WHERE $paths IS NULL OR d.path IN $paths "
             "RETURN d.path AS path, d.id AS id, d.checksum AS checksum",
-            source=source, version=version,
+            source=source, version=version, paths=paths,
         )
         return {row["path"]: (row["id"], row["checksum"]) for row in rows}
 

@@ -147,6 +147,16 @@ def test_a_repository_moving_from_4_3_to_4_4_is_followed_commit_by_commit(
     assert shown["actors"]["consumer"]["acknowledged"] > 0
     assert shown["queue"]["depth"] == 0
 
+    # Breaker state, queue depth and applied changes reach Ray's metrics agent (what Prometheus scrapes).
+    wanted = ("ray_wekadocs_source_breaker_state{", f'source="{name}"', "ray_wekadocs_queue_depth",
+              "ray_wekadocs_changes_applied")
+
+    def exported() -> bool:
+        body = httpx.get(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", timeout=10).text
+        return all(part in body for part in wanted)
+
+    wait_for(exported, 90, "the freshness metrics exported")
+
     listed = json.loads(run("sources", "list", "--json", env=env).stdout.strip().splitlines()[-1])
     assert name in [s["name"] for s in listed["sources"]]
 
