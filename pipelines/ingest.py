@@ -45,7 +45,7 @@ from wekadocs.model import embed_text
 from wekadocs.settings import Settings
 from wekadocs.vector_store import VectorPoint, VectorStore
 
-__all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser", "ensure_collection"]
+__all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser", "embedding_cpus", "ensure_collection"]
 
 _UPSERT_CHUNK = 512
 LOCAL_EMBED_MAX = 256  # texts a warm in-process encoder takes before Ray Data's actors are worth starting
@@ -230,6 +230,7 @@ class Ingestor:
                 max_bytes=int(s.max_file_mb * 1_000_000), source=source, version=version,
             ),
             concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)))),
+            num_cpus=min(1.0, ray.available_resources().get("CPU", 0.0)),  # see embedding_cpus
         )
         batch: list[DocumentWrite] = []
         for row in dataset.iter_rows():
@@ -279,7 +280,8 @@ class Ingestor:
         use_gpu = s.embedding_device == "cuda" or (
             s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
         )
-        threads = 0 if use_gpu else max(1, int(ray.cluster_resources().get("CPU", 1)) // s.embedding_actors)
+        threads, cpus = (0, 1.0) if use_gpu else embedding_cpus(ray.available_resources().get("CPU", 0.0),
+                                                                 s.embedding_actors)
         dataset = ray.data.from_items(
             [{"checksum": c, "text": t} for c, t in missing],
             override_num_blocks=max(1, min(len(missing) // 256, 64)),
@@ -291,9 +293,7 @@ class Ingestor:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
             num_gpus=1 if use_gpu else 0,
-            # on CPU the actor takes the cores its torch threads use, so Ray
-            # neither oversubscribes them nor pins torch to one thread
-            num_cpus=1 if use_gpu else threads,
+            num_cpus=cpus,
         )
         computed: dict[str, list[float]] = {}
         last = time.perf_counter()
@@ -319,6 +319,17 @@ def _count(metrics: IngestMetrics, report: IngestReport, tags: dict[str, str]) -
             metrics.sections.inc(sections, tags={**tags, "outcome": outcome})
     if report.embeddings_computed:
         metrics.embeddings.inc(report.embeddings_computed, tags=tags)
+
+
+def embedding_cpus(free: float, actors: int) -> tuple[int, float]:
+    """(torch threads, CPUs to reserve) for each CPU embedding actor, from the
+    CPUs free *now*. The actor reserves the cores its torch threads use, so
+    Ray neither oversubscribes them nor pins torch to one thread; but never
+    more than is free — Serve replicas hold fractions of a CPU, and an actor
+    asking for the whole cluster would wait forever."""
+    share = free / max(1, actors)
+    threads = max(1, int(share))
+    return threads, min(float(threads), max(share, 0.0))
 
 
 def ensure_collection(settings: Settings, vectors: VectorStore) -> str:

@@ -8,13 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import ray
 
 from cluster.vector_owner import vector_store_for
-from pipelines.ingest import IngestReport, Ingestor
+from pipelines.ingest import IngestReport, Ingestor, embedding_cpus
 from pipelines.reconcile import reconcile
 from wekadocs.graph_schema import apply_schema
 from wekadocs.graph_store import GraphStore
@@ -305,3 +307,31 @@ def test_a_killed_run_leaves_consistent_stores_and_a_rerun_finishes(settings: Se
     assert len(sections) == 120
     assert point_ids(vectors, settings, "killed") == sections
     assert reconcile(settings, graph, vectors, repair=False).drift_pct == 0.0
+
+
+@ray.remote
+class CpuHolder:
+    """Holds part of a CPU, as Serve replicas do."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def test_embedding_reserves_only_the_cpus_that_are_free() -> None:
+    assert embedding_cpus(2.0, 1) == (2, 2.0)
+    assert embedding_cpus(1.65, 1) == (1, 1.0)  # Serve replicas hold 0.35
+    assert embedding_cpus(0.5, 1) == (1, 0.5)  # never more than is free
+    assert embedding_cpus(4.0, 2) == (2, 2.0)
+
+
+def test_ingest_finishes_while_other_actors_hold_part_of_the_cpus(settings: Settings, stores,
+                                                                  tmp_path: Path) -> None:
+    holder = CpuHolder.options(num_cpus=0.5).remote()  # type: ignore[attr-defined]
+    ray.get(holder.ready.remote())
+    try:
+        marker = uuid.uuid4().hex
+        root = write_tree(tmp_path / "held", {"page.md": f"# Held cores\n\nA text seen once: {marker}.\n"})
+        report = ingest(settings, stores, root, f"held-{marker[:6]}")
+        assert (report.documents_changed, report.embeddings_computed) == (1, 1)
+    finally:
+        ray.kill(holder)
