@@ -189,7 +189,7 @@ class Ingestor:
         # Embed before deleting the vectors of removed sections: a text that
         # moved (new section id, same checksum) reuses the old vector.
         self.embed_pending(report, metrics, tags)
-        collection = ensure_collection(self.settings, self.vectors)
+        collection = self.settings.vector_collection  # embed_pending ensured it, alias and all
         for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
             self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
         report.vectors_deleted = len(stats.deleted_section_ids)
