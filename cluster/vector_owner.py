@@ -60,6 +60,12 @@ class ActorVectorStore(VectorStore):
         except ray.exceptions.RayActorError as exc:
             raise VectorStoreUnavailable(f"the vector store owner is gone: {exc}") from exc
         except ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, AttributeError):
+                # A detached owner outlives upgrades: one started by older code
+                # lacks newer methods. Callers treat this like an outage.
+                raise VectorStoreUnavailable(
+                    f"the vector store owner runs older code (no {method!r}); restart the stack "
+                    "(`wekadocs services down && wekadocs services up`)") from None
             raise exc.as_instanceof_cause() from None
 
     def create_collection(self, name: str, dims: int) -> bool:
@@ -90,6 +96,9 @@ class ActorVectorStore(VectorStore):
         self, collection: str, vector: Sequence[float], top_k: int, where: Where | None = None
     ) -> list[VectorHit]:
         return list(self._call("search", collection, list(vector), top_k, where))
+
+    def similarities(self, collection: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        return self._call("similarities", collection, vector, ids)
 
     def count(self, collection: str, where: Where | None = None) -> int:
         return int(self._call("count", collection, where))

@@ -131,6 +131,20 @@ class QdrantClientStore(VectorStore):
             ).points
         return [VectorHit.from_payload(p.score, p.payload) for p in found]
 
+    def similarities(self, collection: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        with _translated(f"scoring points of {collection!r}", collection):
+            found = self._client.query_points(
+                collection,
+                query=[float(x) for x in vector],
+                limit=len(wanted),
+                query_filter=models.Filter(must=[models.HasIdCondition(has_id=[point_uuid(i) for i in wanted])]),
+                with_payload=["id"],
+            ).points
+        return {str((p.payload or {})["id"]): float(p.score) for p in found}
+
     def count(self, collection: str, where: Where | None = None) -> int:
         with _translated(f"counting {collection!r}", collection):
             result = self._client.count(

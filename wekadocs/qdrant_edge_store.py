@@ -145,6 +145,21 @@ class QdrantEdgeStore(VectorStore):
             found = self._shard(collection).search(request)
         return [VectorHit.from_payload(p.score, p.payload) for p in found]
 
+    def similarities(self, collection: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        request = qe.SearchRequest(
+            query=qe.Query.Nearest([float(x) for x in vector]),
+            limit=len(wanted),
+            filter=qe.Filter(must=[qe.HasIdCondition({point_uuid(i) for i in wanted})]),
+            params=qe.SearchParams(exact=True),
+            with_payload=["id"],
+        )
+        with self._lock, _translated(f"scoring points of {collection!r}"):
+            found = self._shard(collection).search(request)
+        return {str((p.payload or {})["id"]): float(p.score) for p in found}
+
     def count(self, collection: str, where: Where | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(where) if where else None)
         with self._lock, _translated(f"counting {collection!r}"):

@@ -118,6 +118,13 @@ class VectorStore(ABC):
     ) -> list[VectorHit]: ...
 
     @abstractmethod
+    def similarities(self, collection: str, vector: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
+        """The query vector's score against each named point (our ids); ids
+        with no point are left out. The store scores them itself, so no stored
+        vector crosses the wire: the query engine's semantic feature for
+        candidates that keyword or graph retrieval found."""
+
+    @abstractmethod
     def count(self, collection: str, where: Where | None = None) -> int: ...
 
     @abstractmethod

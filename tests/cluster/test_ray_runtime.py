@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import httpx
 import numpy as np
+import pytest
 import ray
 
 from cluster.ray_head import ray_auth_token
 from cluster.vector_owner import vector_store_for
+from wekadocs.errors import VectorStoreUnavailable
 from wekadocs.settings import Settings
 from wekadocs.vector_store import VectorPoint
 
@@ -43,3 +45,11 @@ def test_embedded_vectors_have_one_owner_for_all_workers(ray_connection: object,
     assert store.engine.startswith("qdrant-edge")
     assert np.isclose(store.search("owner-test", [0.0, 1.0, 0.0, 0.0], 1)[0].score, 1.0)
     store.drop_collection("owner-test")
+
+
+def test_an_owner_without_a_method_reads_as_unavailable(ray_connection: object, settings: Settings) -> None:
+    """A detached owner started by older code lacks newer methods: callers get
+    the outage error the query engine degrades on, with the way out."""
+    store = vector_store_for(settings)
+    with pytest.raises(VectorStoreUnavailable, match="runs older code .*services down"):
+        store._call("a_method_from_the_future", "c")  # type: ignore[attr-defined]

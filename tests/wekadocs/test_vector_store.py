@@ -149,3 +149,18 @@ def test_vectors_are_found_by_checksum(store: VectorStore) -> None:
                       for i, p in enumerate(points) if f"text-{i % 10}" == key]
         assert any(np.allclose(vector, c, atol=1e-5) for c in candidates)
     assert store.vectors_for_checksums("c", []) == {}
+
+
+def test_similarities_score_exactly_the_named_points(store: VectorStore) -> None:
+    store.create_collection("c", DIMS)
+    points = _points(40)
+    store.upsert("c", points)
+    query = np.random.default_rng(11).normal(size=DIMS)
+    unit = query / np.linalg.norm(query)
+    named = [points[i].id for i in (0, 5, 17, 5)]  # repeated ids are scored once
+    scores = store.similarities("c", query.tolist(), [*named, "f" * 64])  # an id with no point
+    assert set(scores) == {points[0].id, points[5].id, points[17].id}
+    for i in (0, 5, 17):
+        vector = np.asarray(points[i].vector)
+        assert scores[points[i].id] == pytest.approx(float(unit @ (vector / np.linalg.norm(vector))), abs=1e-4)
+    assert store.similarities("c", query.tolist(), []) == {}

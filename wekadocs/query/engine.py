@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from wekadocs.errors import QueryError, VectorStoreError
 from wekadocs.graph_schema import FULLTEXT_INDEX
 from wekadocs.query.answer import Evidence, snippet
 from wekadocs.query.query_text import MAX_QUERY_CHARS, content_terms, lucene_query
-from wekadocs.query.ranking import confidence, score_candidates, version_key
+from wekadocs.query.ranking import confidence, score_candidates, version_key, word_set
 from wekadocs.query.retrieval import Candidate, Pool
 from wekadocs.query.templates import template
 from wekadocs.vector_store import VectorStore
@@ -93,6 +94,9 @@ class QueryEngine:
         self.vector_failure: str | None = None
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-engine")
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        # Word sets of section texts for the ranking features: a pure function
+        # of the text, and popular sections are candidates query after query.
+        self._word_set = lru_cache(maxsize=4096)(word_set)
 
     # -- scope ---------------------------------------------------------------
 
@@ -145,12 +149,17 @@ class QueryEngine:
                 pool.add_neighbours(self.run("neighbours", seeds=seeds, max_fanout=30, per_seed=6,
                                              limit=200), seeds)
         with _timed(stages, "details"):
+            # The store scores the candidates vector search did not return
+            # while their details are fetched.
+            unscored = [c.section_id for c in pool.by_id.values() if c.cosine is None]
+            scoring = self._workers.submit(self._similarities, unscored, query_vector, diagnostics) \
+                if query_vector is not None and unscored else None
             candidates = self._details(pool, scope)
-            if query_vector is not None:
-                self._cosines(candidates, query_vector, diagnostics)
+            for section_id, score in (scoring.result() if scoring else {}).items():
+                pool.by_id[section_id].cosine = score
         with _timed(stages, "rank"):
             terms = content_terms(query)
-            ranked = _one_per_heading(score_candidates(candidates, terms, query))
+            ranked = _one_per_heading(score_candidates(candidates, terms, query, self._word_set))
         diagnostics.update(version=scope.version, candidates=len(pool), seeds_keyword=sum(
             1 for c in pool.by_id.values() if c.keyword_rank is not None), seeds_vector=sum(
             1 for c in pool.by_id.values() if c.vector_rank is not None))
@@ -196,21 +205,15 @@ class QueryEngine:
         allowed = set(scope.document_ids)
         return [c for c in pool.by_id.values() if c.details.get("document_id") in allowed]
 
-    def _cosines(self, candidates: list[Candidate], query_vector: np.ndarray, diagnostics: dict[str, Any]) -> None:
-        """Semantic scores for candidates the vector search did not return,
-        from their stored vectors (looked up by text checksum)."""
-        missing = sorted({str(c.details["checksum"]) for c in candidates if c.cosine is None})
-        if not missing or self.vectors is None:
-            return
+    def _similarities(self, ids: list[str], query_vector: np.ndarray, diagnostics: dict[str, Any]) -> dict[str, float]:
+        """Semantic scores of candidates found by keyword or graph retrieval."""
+        if self.vectors is None:
+            return {}
         try:
-            stored = self.vectors.vectors_for_checksums(self.vector_alias, missing)
+            return self.vectors.similarities(self.vector_alias, query_vector.tolist(), ids)
         except VectorStoreError as exc:
-            diagnostics.update(degraded=True, degraded_reason=f"vector lookup failed: {exc}")
-            return
-        for c in candidates:
-            vector = stored.get(str(c.details["checksum"])) if c.cosine is None else None
-            if vector is not None:
-                c.cosine = float(np.dot(query_vector, np.asarray(vector, dtype=np.float32)))
+            diagnostics.update(degraded=True, degraded_reason=f"vector scoring failed: {exc}")
+            return {}
 
     # -- plumbing ------------------------------------------------------------
 

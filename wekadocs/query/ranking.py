@@ -8,11 +8,11 @@ the figures. Ties break on section id, so the same graph gives the same order.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from wekadocs.query.retrieval import Candidate
 
-__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "version_key"]
+__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "version_key", "word_set"]
 
 WEIGHTS: dict[str, float] = {
     "semantic": 0.38,
@@ -35,15 +35,25 @@ def version_key(version: str) -> tuple[int, tuple[int, ...], str]:
     return (0, (), version)
 
 
-def _share(terms: Sequence[str], text: str) -> float:
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def word_set(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.lower()))
+
+
+def _share(terms: Sequence[str], words: frozenset[str]) -> float:
     if not terms:
         return 0.0
-    words = set(re.findall(r"[a-z0-9]+", text.lower()))
     return sum(1 for t in terms if t in words) / len(terms)
 
 
-def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: str) -> list[Candidate]:
-    """Fill each candidate's features and score; return them best first."""
+def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: str,
+                     words: Callable[[str], frozenset[str]] = word_set) -> list[Candidate]:
+    """Fill each candidate's features and score; return them best first.
+
+    ``words`` splits a text into its word set; the engine passes a memoized
+    one, since the same sections come back query after query."""
     top_bm25 = max((c.bm25 for c in candidates), default=0.0) or 1.0
     # Cosines of MiniLM bunch up (0.4-0.7 for most of a pool): spread them over
     # [0, 1] within the pool, or the semantic feature barely separates anything.
@@ -54,8 +64,8 @@ def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: s
     lowered = query.lower()
     for c in candidates:
         trail = " ".join(str(t) for t in c.details.get("trail") or [])  # type: ignore[union-attr]
-        heading = f"{c.details.get('heading', '')} {trail}"
-        body = f"{heading} {c.details.get('text', '')}"
+        heading = words(f"{c.details.get('heading', '')} {trail}")
+        body = heading | words(str(c.details.get("text", "")))
         version = str(c.details.get("version", ""))
         c.features = {
             "semantic": (c.cosine - low) / (high - low or 1.0) if c.cosine is not None else 0.0,
