@@ -37,20 +37,21 @@ class RayConnection:
     kind: str  # external | head | in-process
 
 
-def connect(settings: Settings, *, allow_in_process: bool = True) -> RayConnection:
-    """Initialise Ray for this process (idempotent)."""
+def connect(settings: Settings, *, allow_in_process: bool = True, log_to_driver: bool = True) -> RayConnection:
+    """Initialise Ray for this process (idempotent). ``log_to_driver=False``
+    keeps the workers' logs out of this process's output (benchmarks)."""
     if settings.ray_address:
-        _init(settings, settings.ray_address)
+        _init(settings, settings.ray_address, log_to_driver)
         return RayConnection(settings.ray_address, None, "external")
     head = RayHead(settings)
     record = read_state(settings, head.name) or {}
     pid = record.get("pid")
     if isinstance(pid, int) and processes.is_ours(pid, head.marker):
-        _init(settings, head.address)
+        _init(settings, head.address, log_to_driver)
         return RayConnection(head.address, settings.dashboard_url, "head")
     if not allow_in_process:
         raise ServiceError("no Ray cluster: run `wekadocs services up` or set RAY_ADDRESS")
-    context = _init(settings, None)
+    context = _init(settings, None, log_to_driver)
     url = getattr(context, "dashboard_url", None)
     return RayConnection("local", f"http://{url}" if url else None, "in-process")
 
@@ -60,12 +61,12 @@ def disconnect() -> None:
         ray.shutdown()
 
 
-def _init(settings: Settings, address: str | None) -> object:
+def _init(settings: Settings, address: str | None, log_to_driver: bool) -> object:
     if ray.is_initialized():
         return ray.get_runtime_context()
     kwargs: dict[str, object] = {
         "namespace": settings.ray_namespace,
-        "log_to_driver": True,
+        "log_to_driver": log_to_driver,
         "configure_logging": False,
     }
     if address is None:

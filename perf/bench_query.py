@@ -28,8 +28,10 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 from mcp import Client  # noqa: E402
+from ray import serve  # noqa: E402
 
 from cluster.ray_runtime import connect  # noqa: E402
+from cluster.serve_runner import load_serve_config  # noqa: E402
 from cluster.vector_owner import vector_store_for  # noqa: E402
 from wekadocs.query.assembly import open_toolbox  # noqa: E402
 from wekadocs.query.evaluation import load_qrels  # noqa: E402
@@ -74,9 +76,20 @@ async def drive(url: str, queries: list[str], concurrency: int, total: int, vers
     return latencies, time.perf_counter() - started, errors
 
 
+def running_replicas() -> int:
+    """MCP replicas up now: the autoscaler adds a second one under load."""
+    app = serve.status().applications.get("wekadocs-mcp")
+    states = app.deployments["MCPServer"].replica_states if app else {}
+    return int(states.get("RUNNING", 0))
+
+
+def max_replicas() -> int:
+    app = next(a for a in load_serve_config().applications if a.name == "wekadocs-mcp")
+    return int(app.deployments[0].autoscaling_config["max_replicas"])  # type: ignore[index]
+
+
 def in_process(queries: list[str], version: str | None, rounds: int) -> list[float]:
     settings = load_settings()
-    connect(settings, allow_in_process=False)
     toolbox = open_toolbox(settings, vector_store_for(settings))
     toolbox.search_documentation(queries[0], version=version)  # load the model, warm the caches
     latencies = []
@@ -98,9 +111,18 @@ def main() -> None:
     args = parser.parse_args()
     queries = [q.query for q in load_qrels(args.qrels)]
     total = len(queries) * args.rounds
+    connect(load_settings(), allow_in_process=False, log_to_driver=False)
 
-    # Warm every replica's model and connections before measuring.
-    asyncio.run(drive(args.url, queries, 4, len(queries), args.version, "search"))
+    # Warm up under load until the autoscaler has brought every replica it
+    # will (max_replicas, after upscale_delay_s), so each level measures the
+    # steady state rather than a scale-up in the middle of it.
+    wanted = max_replicas()
+    deadline = time.monotonic() + 60
+    while True:
+        asyncio.run(drive(args.url, queries, 8, 2 * len(queries), args.version, "search"))
+        if running_replicas() >= wanted or time.monotonic() > deadline:
+            break
+    print(f"MCP replicas running: {running_replicas()} (max_replicas {wanted})")
     floor, _, _ = asyncio.run(drive(args.url, queries, 1, total, args.version, "tools/list"))
     print(f"MCP tools/list through Serve, concurrency 1: {percentiles(floor)}")
 
@@ -110,7 +132,7 @@ def main() -> None:
                                                     args.version, "search"))
         served[level] = latencies
         print(f"search_documentation via MCP, concurrency {level:>2}: {percentiles(latencies)}  "
-              f"{len(latencies) / wall:6.1f} req/s  errors {errors}")
+              f"{len(latencies) / wall:6.1f} req/s  errors {errors}  replicas {running_replicas()}")
 
     local = in_process(queries, args.version, args.rounds)
     print(f"search_documentation in-process, sequential:   {percentiles(local)}")

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     embedding_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to embed")
     embedding_batch_size: int = Field(32, description="texts per forward pass")
     embedding_actors: int = Field(1, description="embedding actors in the Ray Data pool")
+    query_precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="the query service's model weights; bfloat16 is faster only on CPUs with native "
+        "bf16 (AMX, AVX512-BF16), documents stay float32",
+    )
 
     # --- Ingestion ---------------------------------------------------------
     section_token_budget: int = Field(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import httpx
 import numpy as np
 import pytest
@@ -19,6 +21,15 @@ def test_a_ray_task_runs_on_our_head(ray_connection: object, settings: Settings)
 
     assert ray.get([square.remote(i) for i in range(4)]) == [0, 1, 4, 9]
     assert ray_connection.kind == "head"  # type: ignore[attr-defined]
+
+
+def test_workers_run_at_the_databases_priority(ray_connection: object) -> None:
+    """Ray's default nice 15 would let the co-located Neo4j starve the replicas."""
+    @ray.remote
+    def niceness() -> int:
+        return os.nice(0)
+
+    assert ray.get(niceness.remote()) == 0
 
 
 def test_dashboard_requires_the_token(ray_connection: object, settings: Settings) -> None:

@@ -24,6 +24,7 @@ def open_toolbox(settings: Settings, vectors: VectorStore | None, *, graph: Grap
     graph = graph or GraphStore.connect(settings)
     encoder = None
     if vectors is not None:
-        encoder = Embedder(settings.embedding_model, device="cpu", batch_size=8, threads=1).encode
+        encoder = Embedder(settings.embedding_model, device="cpu", batch_size=8, threads=1,
+                           precision=settings.query_precision).encode
     engine = QueryEngine(CypherGuard(graph), vectors, encoder, settings.vector_alias)
     return Toolbox(engine)
