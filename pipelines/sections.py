@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from wekadocs.ids import checksum, stable_id
+from wekadocs.ids import bounded, checksum, stable_id
 from wekadocs.model import Link, Section
 
 __all__ = ["Heading", "Body", "build_sections", "gitbook_anchor"]
@@ -126,7 +126,7 @@ def _group(blocks: Iterable[Heading | Body], root_title: str) -> list[_Draft]:
                 stack.pop()
             parent = stack[-1] if stack else None
             trail = (drafts[parent].trail if parent is not None else ()) + (block.title,)
-            anchor = _unique(block.anchor or gitbook_anchor(block.title), used_anchors)
+            anchor = bounded(_unique(block.anchor or gitbook_anchor(block.title), used_anchors))
             current = _Draft(block, anchor, trail, parent)
             drafts.append(current)
             stack.append(len(drafts) - 1)

@@ -12,9 +12,13 @@ import hashlib
 import re
 import unicodedata
 
-__all__ = ["stable_id", "normalize_part", "checksum", "document_id"]
+__all__ = ["stable_id", "normalize_part", "checksum", "document_id", "bounded", "MAX_INDEXED_BYTES"]
 
 _SEPARATOR = "\x1f"
+# Neo4j refuses to index a property value over ~8 kB, and the refusal fails
+# the whole write transaction (every page in it). Indexed text we derive from
+# page content (anchors, entity names) stays far below that.
+MAX_INDEXED_BYTES = 512
 _SPACE = re.compile(r"\s+")
 
 
@@ -40,3 +44,13 @@ def document_id(source: str, path: str, version: str) -> str:
     """Documents are keyed by source + path + version: the same page in 22
     versions is 22 documents (whose identical sections share embeddings)."""
     return stable_id("document", source, path, version)
+
+
+def bounded(text: str, max_bytes: int = MAX_INDEXED_BYTES) -> str:
+    """``text`` if it fits in ``max_bytes`` of UTF-8; else its start and a
+    digest of the whole, so two long values that share a start stay apart."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    head = raw[: max_bytes - 17].decode("utf-8", "ignore")
+    return f"{head}-{checksum(text)[:16]}"

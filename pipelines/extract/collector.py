@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wekadocs.ids import stable_id
+from wekadocs.ids import bounded, stable_id
 from wekadocs.model import Entity, Extraction, Mention, Relation
 
 __all__ = ["Collector", "entity_id"]
@@ -31,11 +31,12 @@ class Collector:
         scope: str | None = None,
         **props: str | int,
     ) -> Entity:
-        """Register an entity; ``key`` defaults to its name."""
+        """Register an entity; ``key`` defaults to its name (the whole name:
+        the stored one is bounded for the name index)."""
         ident = entity_id(label, *(key or (name,)))
         if ident not in self._entities:
             self._entities[ident] = Entity(
-                id=ident, label=label, name=name, scope_section_id=scope,
+                id=ident, label=label, name=bounded(name), scope_section_id=scope,
                 props=tuple(sorted(props.items())),
             )
         return self._entities[ident]

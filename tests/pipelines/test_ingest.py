@@ -203,6 +203,30 @@ def test_bad_input_is_reported_per_file_and_loses_nothing(settings: Settings, st
     assert snapshot(graph, "bad") == before
 
 
+def test_values_too_long_to_index_are_bounded_not_fatal(settings: Settings, stores, tmp_path: Path) -> None:
+    """Neo4j refuses to index a property over ~8 kB ("Property value is too large
+    to index"): one page with a huge heading or command line must not fail the
+    transaction that carries its neighbours' pages too."""
+    graph, _ = stores
+    heading = "Tune " + "very " * 2000 + "long"  # a 10 kB heading, and so a 10 kB anchor
+    command = "weka fs create " + " ".join(f"--opt{i} v" for i in range(1500))  # a 16 kB command line
+    pages: dict[str, str | bytes] = {
+        **PAGES,
+        "long.md": f"# Long\n\n## {heading}\n\nOnce.\n\n## {heading}\n\nAgain.\n\n## Run\n\n```\n{command}\n```\n",
+    }
+    report = ingest(settings, stores, write_tree(tmp_path / "t", pages), "long")
+    assert report.errors == []
+    rows = graph.read(
+        "MATCH (d:Document {source: 'long', path: 'long.md'})-[:HAS_SECTION]->(s) "
+        "RETURN s.anchor AS anchor, s.title AS title ORDER BY s.anchor")
+    anchors = {r["anchor"] for r in rows if r["title"] == heading}  # the heading text is kept whole
+    assert len(anchors) == 2 and all(len(a.encode()) <= 512 for a in anchors)
+    assert all(a.startswith("tune-very-very") for a in anchors)
+    names = graph.read("MATCH (e) WHERE e.name STARTS WITH 'weka fs create' RETURN e.name AS name")
+    assert names and all(len(r["name"].encode()) <= 512 for r in names)
+    assert graph.read("MATCH (d:Document {source: 'long'}) RETURN count(d) AS n")[0]["n"] == len(pages)
+
+
 def test_reconcile_reports_and_repairs_drift(settings: Settings, stores, tmp_path: Path) -> None:
     graph, vectors = stores
     ingest(settings, stores, write_tree(tmp_path / "t", PAGES), "drift")
