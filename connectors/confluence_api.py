@@ -53,7 +53,7 @@ import httpx
 from connectors import page_cursor
 from connectors.http_source import error_message, json_body, request, retry_after_seconds, succeeded
 from connectors.source_connector import Poll, RateLimited, SourceUnavailable
-from wekadocs.change_event import ChangeEvent, ChangeType
+from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.source_registry import SourceConfig, SourceError
 
 __all__ = ["ConfluenceConnector", "page_cql", "storage_html"]
@@ -181,7 +181,7 @@ class ConfluenceConnector:
 
     def _event(self, change: ChangeType, pid: str, revision: str, tag: str = "") -> ChangeEvent:
         path = f"{pid}.html"
-        delivery = f"confluence:{self.config.name}:{revision}:{path}" + (f":{tag}" if tag else "")
+        delivery = delivery_id("confluence", self.config.name, revision, path, *([tag] if tag else []))
         return ChangeEvent(source=self.config.name, path=path, change=change, revision=revision,
                            delivery_id=delivery)
 

@@ -42,10 +42,15 @@ class GitConnector:
     def read(self, path: str, revision: str = "") -> bytes | None:
         """The page at the branch head, fetching first when ``revision`` (a
         pushed commit the webhook announced) is not in the mirror yet."""
+        return self.read_many({path: revision})[path]
+
+    def read_many(self, pages: Mapping[str, str]) -> dict[str, bytes | None]:
+        """``read`` for a batch (path -> revision): one fetch check per
+        revision and one ``git cat-file`` process, not four per page."""
         try:
-            if not self.git.has(revision or "HEAD"):
+            if not all(self.git.has(revision) for revision in set(pages.values()) - {""} or {"HEAD"}):
                 self.git.fetch()
-            return self.git.read(self.git.head(), path)
+            return self.git.read_many(self.git.head(), pages)
         except GitError as exc:
             raise SourceUnavailable(f"git source {self.config.name}: {exc}") from exc
 

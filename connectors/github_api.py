@@ -28,7 +28,7 @@ import httpx
 from connectors.git_changes import docs_page
 from connectors.http_source import error_message, json_body, request, retry_after_seconds, succeeded
 from connectors.source_connector import Poll, RateLimited, SourceUnavailable
-from wekadocs.change_event import ChangeEvent, ChangeType
+from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.source_registry import SourceConfig, SourceError
 
 __all__ = ["GitHubConnector", "parse_repo", "API_URL", "COMPARE_FILES_CAP"]
@@ -188,7 +188,7 @@ class GitHubConnector:
 
     def _event(self, kind: ChangeType, page: str, head: str, old: str | None = None) -> ChangeEvent:
         return ChangeEvent(source=self.config.name, path=page, change=kind, revision=head, priority="normal",
-                           delivery_id=f"github:{self.config.name}:{head}:{page}", old_path=old)
+                           delivery_id=delivery_id("github", self.config.name, head, page), old_path=old)
 
     def _get(self, path: str, *, params: Mapping[str, str] | None = None, accept: str = _JSON,
              etag: str | None = None, allow: tuple[int, ...] = ()) -> httpx.Response:

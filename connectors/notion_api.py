@@ -48,7 +48,7 @@ import httpx
 from connectors import page_cursor
 from connectors.http_source import error_message, json_body, request, retry_after_seconds, succeeded
 from connectors.source_connector import Poll, RateLimited, SourceUnavailable
-from wekadocs.change_event import ChangeEvent, ChangeType
+from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.source_registry import SourceConfig, SourceError
 
 __all__ = ["NotionConnector", "blocks_markdown", "API_URL", "NOTION_VERSION"]
@@ -167,7 +167,7 @@ class NotionConnector:
 
     def _event(self, change: ChangeType, pid: str, revision: str, tag: str = "") -> ChangeEvent:
         path = f"{pid}.md"
-        delivery = f"notion:{self.config.name}:{revision}:{path}" + (f":{tag}" if tag else "")
+        delivery = delivery_id("notion", self.config.name, revision, path, *([tag] if tag else []))
         return ChangeEvent(source=self.config.name, path=path, change=change, revision=revision,
                            delivery_id=delivery)
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wekadocs.change_event import ChangeEvent
 from wekadocs.errors import WekadocsError
 from wekadocs.source_registry import SourceConfig
 
-__all__ = ["Poll", "SourceConnector", "SourceUnavailable", "RateLimited"]
+__all__ = ["Poll", "SourceConnector", "SourceUnavailable", "RateLimited", "ReadsMany", "read_pages"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,18 @@ class SourceConnector(Protocol):
     def read(self, path: str, revision: str = "") -> bytes | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReadsMany(Protocol):
+    """A connector that reads a batch of pages cheaper than one by one (git:
+    one ``cat-file`` process instead of four per page)."""
+
+    def read_many(self, pages: Mapping[str, str]) -> dict[str, bytes | None]: ...
+
+
+def read_pages(connector: SourceConnector, pages: Mapping[str, str]) -> dict[str, bytes | None]:
+    """Each page (path -> revision) as the source holds it now; None = gone."""
+    if isinstance(connector, ReadsMany):
+        return connector.read_many(pages)
+    return {path: connector.read(path, revision) for path, revision in pages.items()}

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from connectors.source_connector import RateLimited, SourceConnector, SourceUnavailable
+from connectors.source_connector import RateLimited, SourceConnector, SourceUnavailable, read_pages
 from pipelines.ingest import IngestReport, Ingestor, PageChange
 from wekadocs.change_event import ChangeEvent
 from wekadocs.change_queue import ChangeQueue, Delivery
@@ -92,9 +92,9 @@ class ChangeConsumer:
             report.dropped += self.queue.ack(group)
             return
         try:
-            connector = self.connector_for(config)
-            pages = [PageChange(path, connector.read(path, revision), _uri(config, path))
-                     for path, revision in sorted(pages_to_read([d.event for d in group]).items())]
+            wanted = pages_to_read([d.event for d in group])
+            contents = read_pages(self.connector_for(config), wanted)
+            pages = [PageChange(path, contents[path], _uri(config, path)) for path in sorted(wanted)]
             ingested = self.ingestor.apply_pages(pages, source=source, version=config.effective_version)
         except (SourceUnavailable, RateLimited, StoreError, SourceError) as exc:  # SourceError: misconfigured
             report.retry_later += len(group)

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from connectors.git_changes import docs_page
-from wekadocs.change_event import ChangeEvent, ChangeType
+from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.change_queue import ChangeQueue, QueueFull
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
@@ -158,7 +158,7 @@ def push_events(source: SourceConfig, payload: dict[str, Any], delivery: str) ->
                 if page is not None:
                     latest[page] = kind  # type: ignore[assignment]
     return [ChangeEvent(source=source.name, path=page, change=change, revision=revision, priority="high",
-                        delivery_id=f"{delivery}:{page}") for page, change in sorted(latest.items())]
+                        delivery_id=delivery_id(delivery, page)) for page, change in sorted(latest.items())]
 
 
 async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], payload: dict[str, Any],

@@ -11,10 +11,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ChangeEvent", "ChangeType", "Priority"]
+from wekadocs.ids import bounded
+
+__all__ = ["ChangeEvent", "ChangeType", "Priority", "delivery_id", "MAX_DELIVERY_ID"]
 
 ChangeType = Literal["added", "modified", "removed", "renamed"]
 Priority = Literal["normal", "high"]
+MAX_DELIVERY_ID = 200
+
+
+def delivery_id(*parts: str) -> str:
+    """An event's delivery id from its parts (origin, source, revision, page).
+    Page paths run to 1,000 characters and the WEKA docs have one of 147, so a
+    long id keeps its start plus a digest of the whole, within bounds."""
+    return bounded(":".join(parts), MAX_DELIVERY_ID)
 
 
 class ChangeEvent(BaseModel):
@@ -25,7 +35,8 @@ class ChangeEvent(BaseModel):
     change: ChangeType
     revision: str = Field(default="", max_length=200, description="commit SHA, page version or cursor")
     priority: Priority = "normal"
-    delivery_id: str = Field(min_length=1, max_length=200, description="unique per delivery; repeats are dropped")
+    delivery_id: str = Field(min_length=1, max_length=MAX_DELIVERY_ID,
+                             description="unique per delivery; repeats are dropped")
     old_path: str | None = Field(default=None, max_length=1000, description="where a renamed page was")
     created_at: float = Field(default_factory=time.time)
 

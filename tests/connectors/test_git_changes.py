@@ -58,3 +58,39 @@ def test_a_missing_repository_or_branch_is_a_clear_error(tmp_path: Path, repo: R
         GitChanges(GitSource("x", str(tmp_path / "nowhere")), tmp_path / "m1").fetch()
     with pytest.raises(GitError, match="git fetch"):
         GitChanges(GitSource("y", str(repo.root), branch="no-such-branch"), tmp_path / "m2").fetch()
+
+
+def test_a_batch_read_gives_what_reading_page_by_page_gives(tmp_path: Path, repo: Repo) -> None:
+    binary = bytes(range(256)) * 3 + b"\n\n"  # line feeds and NULs inside a blob must not confuse the batch
+    repo.write("docs/with space.md", "# Spaced name\n")
+    repo.write("docs/raw.md", binary)
+    repo.write("docs/empty.md", "")
+    repo.commit("more")
+    git = changes(tmp_path, repo)
+    head = git.fetch()
+    paths = ["intro.md", "with space.md", "raw.md", "empty.md", "never-was.md", "guide", "guide/setup.md", "intro.md"]
+    batch = git.read_many(head, paths)
+    assert list(batch) == list(dict.fromkeys(paths))
+    assert batch["intro.md"] == b"# Intro\n\nHello.\n"
+    assert batch["with space.md"] == b"# Spaced name\n" and batch["raw.md"] == binary and batch["empty.md"] == b""
+    assert batch["never-was.md"] is None
+    assert batch["guide"] is None  # a folder is not a page
+    assert batch["guide/setup.md"] == b"# Setup\n\nInstall it.\n"
+    with pytest.raises(GitError, match="line break"):
+        git.read_many(head, ["bad\nname.md"])
+
+
+def test_long_page_paths_get_bounded_distinct_delivery_ids(tmp_path: Path, repo: Repo) -> None:
+    """The WEKA docs hold a 147-character page path; with a source name and a
+    commit id, a plain delivery id would pass the 200-character limit and the
+    whole poll would fail on that one page."""
+    folder = "attaching-detaching-object-stores-to-from-filesystems/" * 3
+    repo.write(f"docs/{folder}first.md", "# First\n")
+    repo.write(f"docs/{folder}second.md", "# Second\n")
+    repo.commit("long paths")
+    git = GitChanges(GitSource("weka-documentation", str(repo.root), docs_path="docs"), tmp_path / "mirrors")
+    events = {e.path: e for e in git.changes(None, git.fetch())}
+    long_ones = [events[f"{folder}first.md"], events[f"{folder}second.md"]]
+    assert all(len(e.delivery_id) <= 200 for e in long_ones)
+    assert long_ones[0].delivery_id != long_ones[1].delivery_id
+    assert events["intro.md"].delivery_id.startswith("git:weka-documentation:")  # short ids read as before
