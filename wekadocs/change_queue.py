@@ -173,13 +173,19 @@ class ChangeQueue:
         return deliveries
 
     def ack(self, deliveries: list[Delivery]) -> int:
-        """Acknowledge (after the stores are written) and delete the entries."""
-        done = 0
+        """Acknowledge (after the stores are written) and delete the entries,
+        in one MULTI/EXEC: an ack whose delete never ran (the consumer killed
+        between the two, a dropped connection) left an entry that no consumer
+        would ever see again and that the depth counted forever."""
+        if not deliveries:
+            return 0
         with redis_errors("acknowledging change events"):
-            for delivery in deliveries:
-                done += int(self.client.xack(delivery.stream, self.group, delivery.entry_id))
-                self.client.xdel(delivery.stream, delivery.entry_id)
-        return done
+            with self.client.pipeline(transaction=True) as batch:
+                for delivery in deliveries:
+                    batch.xack(delivery.stream, self.group, delivery.entry_id)
+                    batch.xdel(delivery.stream, delivery.entry_id)
+                replies = batch.execute()
+        return sum(int(acked) for acked in replies[::2])
 
     def stats(self) -> QueueStats:
         pending = lag = 0
