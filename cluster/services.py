@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -59,24 +60,38 @@ def services_for(settings: Settings) -> list[LocalServer]:
 
 
 def up(settings: Settings) -> list[ServiceReport]:
-    """Start every managed service that is not already running; wait until each answers."""
-    return [_up_one(settings, server) for server in services_for(settings)]
+    """Start every managed service that is not already running; wait until each answers.
+
+    The services do not depend on each other, so they start side by side: a cold
+    ``up`` takes as long as the slowest (Neo4j), not the sum. When one fails, the
+    others still finish starting (and are recorded, so ``down`` stops them) before
+    the first error is raised.
+    """
+    servers = services_for(settings)
+    with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="services-up") as pool:
+        futures = [pool.submit(_up_one, settings, server) for server in servers]
+    errors = [future.exception() for future in futures if future.exception() is not None]
+    if errors:
+        raise errors[0]
+    return [future.result() for future in futures]
 
 
 def down(settings: Settings) -> list[ServiceReport]:
-    """Stop what ``up`` started (and recorded); leave external services alone."""
-    reports = []
-    for server in services_for(settings):
-        if not server.managed:
-            reports.append(ServiceReport(server.name, "external", server.address))
-            continue
-        record = read_state(settings, server.name)
-        pid = record.get("pid") if record else None
-        if pid and processes.is_ours(pid, server.marker):
-            processes.terminate(pid, server.marker)
-        _state_file(settings, server.name).unlink(missing_ok=True)
-        reports.append(ServiceReport(server.name, "stopped", server.address, pid=pid))
-    return reports
+    """Stop what ``up`` started (and recorded), side by side; leave external services alone."""
+    servers = services_for(settings)
+    with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="services-down") as pool:
+        return list(pool.map(lambda server: _down_one(settings, server), servers))
+
+
+def _down_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    if not server.managed:
+        return ServiceReport(server.name, "external", server.address)
+    record = read_state(settings, server.name)
+    pid = record.get("pid") if record else None
+    if pid and processes.is_ours(pid, server.marker):
+        processes.terminate(pid, server.marker)
+    _state_file(settings, server.name).unlink(missing_ok=True)
+    return ServiceReport(server.name, "stopped", server.address, pid=pid)
 
 
 def status(settings: Settings) -> list[ServiceReport]:
