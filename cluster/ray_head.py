@@ -101,13 +101,23 @@ class RayHead:
         return {"RAY_AUTH_MODE": "token", "RAY_worker_niceness": "0"}
 
     def probe(self) -> str:
-        """The head's Ray version, asked of its dashboard with the token."""
+        """The head's Ray version, asked of its dashboard with the token, once
+        the head node is alive in the GCS: the dashboard answers before the
+        raylet has registered, and ``ray start`` gives up (and exits) when
+        registration takes over 30 s, as it can on a loaded machine."""
         if not self.managed:
             return ""  # an external cluster's dashboard address is not ours to guess
         if self._token is None:
             self._token = ray_auth_token()
-        url = f"{self.settings.dashboard_url}/api/version"
-        response = httpx.get(url, headers={"Authorization": f"Bearer {self._token}"}, timeout=3)
+        headers = {"Authorization": f"Bearer {self._token}"}
+        nodes = httpx.get(f"{self.settings.dashboard_url}/api/v0/nodes", params={"limit": 100},
+                          headers=headers, timeout=3)
+        nodes.raise_for_status()
+        alive = [node for node in nodes.json()["data"]["result"]["result"]
+                 if node.get("is_head_node") and node.get("state") == "ALIVE"]
+        if not alive:
+            raise ServiceStartError(self.name, "the head node has not registered yet")
+        response = httpx.get(f"{self.settings.dashboard_url}/api/version", headers=headers, timeout=3)
         response.raise_for_status()
         return str(response.json()["ray_version"])
 

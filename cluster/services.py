@@ -62,14 +62,19 @@ def services_for(settings: Settings) -> list[LocalServer]:
 def up(settings: Settings) -> list[ServiceReport]:
     """Start every managed service that is not already running; wait until each answers.
 
-    The services do not depend on each other, so they start side by side: a cold
-    ``up`` takes as long as the slowest (Neo4j), not the sum. When one fails, the
-    others still finish starting (and are recorded, so ``down`` stops them) before
-    the first error is raised.
+    What can be refused at once (an external server that does not answer, a
+    port held by another program) is, before anything starts. Then the
+    services, which do not depend on each other, start side by side: a cold
+    ``up`` takes as long as the slowest (Neo4j), not the sum. When one still
+    fails, the others finish starting (and are recorded, so ``down`` stops
+    them) before the first error is raised.
     """
     servers = services_for(settings)
+    current = [_status_one(settings, server) for server in servers]
+    for server, state in zip(servers, current):
+        _refuse_early(server, state)
     with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="services-up") as pool:
-        futures = [pool.submit(_up_one, settings, server) for server in servers]
+        futures = [pool.submit(_up_one, settings, server, state) for server, state in zip(servers, current)]
     errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:
         raise errors[0]
@@ -122,16 +127,19 @@ def _status_one(settings: Settings, server: LocalServer) -> ServiceReport:
     )
 
 
-def _up_one(settings: Settings, server: LocalServer) -> ServiceReport:
-    current = _status_one(settings, server)
-    if current.state in ("running", "external"):
-        return current
+def _refuse_early(server: LocalServer, current: ServiceReport) -> None:
     if current.state == "unreachable" and not server.managed:
         raise ServiceStartError(server.name, f"external server at {server.address}: {current.detail}")
+    if current.state == "stopped":
+        _require_free_ports(server)
+
+
+def _up_one(settings: Settings, server: LocalServer, current: ServiceReport) -> ServiceReport:
+    if current.state in ("running", "external"):
+        return current
     if current.pid:  # ours, alive, but not answering yet (e.g. another `up` is starting it)
         return _await(settings, server, current.pid, started=False)
     server.prepare()
-    _require_free_ports(server)
     pid = processes.spawn(server.command(), log_file=server.log_file, env=server.env())
     _write_state(settings, server.name, {"pid": pid, "address": server.address,
                                          "log_file": str(server.log_file),

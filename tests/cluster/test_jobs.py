@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from tests.prometheus_text import wait_for_series
 from wekadocs.settings import Settings
 
 
@@ -41,13 +41,7 @@ def test_ingest_runs_as_a_ray_job_and_exports_metrics(
     assert job in {info.submission_id for info in client.list_jobs()}  # what the dashboard lists
 
     # Ray exports our counters (prefixed ray_) on the head's metrics port
-    url = f"http://127.0.0.1:{settings.ray_metrics_port}/metrics"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        body = httpx.get(url, timeout=5).text
-        if 'ray_wekadocs_ingest_documents_total' in body and 'source="job-test"' in body:
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError("ingest metrics never reached the head's Prometheus endpoint")
-    assert "ray_wekadocs_ingest_batch_seconds_bucket" in body
+    wait_for_series(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", {
+        "documents ingested by the job": ("ray_wekadocs_ingest_documents_total", 'source="job-test"'),
+        "the job's batch timings": ("ray_wekadocs_ingest_batch_seconds_bucket", 'source="job-test"'),
+    }, timeout_s=60)

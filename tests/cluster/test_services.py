@@ -91,6 +91,7 @@ def test_unreachable_external_server_is_a_clear_error(short_tmp: Path) -> None:
     nowhere = make_settings(short_tmp / "nowhere", neo4j_uri="bolt://127.0.0.1:1")
     with pytest.raises(ServiceStartError, match="neo4j did not start: external server"):
         services.up(nowhere)
+    assert not list((nowhere.data_dir / "run").glob("*.json")), "refused, yet something was started"
 
 
 def test_port_taken_by_a_stranger_is_named(short_tmp: Path, settings: Settings, stack: object) -> None:
@@ -98,6 +99,7 @@ def test_port_taken_by_a_stranger_is_named(short_tmp: Path, settings: Settings, 
     try:
         with pytest.raises(ServiceStartError, match=f"port {settings.redis_port}.*WEKADOCS_REDIS_PORT"):
             services.up(clash)
+        assert not list((clash.data_dir / "run").glob("*.json")), "refused, yet something was started"
     finally:
         services.down(clash)
 

@@ -178,12 +178,13 @@ def test_breaker_on_a_server_answering_500s_and_timeouts_then_recovering(stores:
     try:
         clock = Clock()
         config = SourceConfig(name="docs", kind="github", url="acme/docs", api_url=server.url, docs_path="docs")
-        p = SourcePoller(GitHubConnector(config, token="t", timeout_s=0.2), stores.queue(), stores.state(),
+        # A timeout loose enough for a loaded machine's answers; the hang below is far longer.
+        p = SourcePoller(GitHubConnector(config, token="t", timeout_s=1.0), stores.queue(), stores.state(),
                          breaker=CircuitBreaker(failure_threshold=3, reset_timeout_s=30, clock=clock),
                          clock=clock, rng=lambda: 0.5)
         server.reply_next(500, {"message": "Server Error"}, times=2)
         assert [p.poll().status, p.poll().status] == ["failed", "failed"]
-        server.delay_s = 0.5  # now it hangs past the client's timeout
+        server.delay_s = 3.0  # now it hangs past the client's timeout
         timed_out = p.poll()
         assert timed_out.status == "failed" and "tim" in timed_out.error.lower()
         assert p.breaker.state is BreakerState.OPEN

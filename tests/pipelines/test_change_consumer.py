@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +97,13 @@ def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: 
     client.close()
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout_s:g} s for {what}"
+        time.sleep(0.05)
+
+
 def test_the_graph_follows_each_commit_exactly(rig: Rig) -> None:
     rig.poller.poll()
     first = rig.consumer.step(block_ms=None)
@@ -154,8 +161,12 @@ def test_a_killed_consumers_events_are_redelivered_and_ingested_once(rig: Rig) -
     victim.hang.remote()
     ray.kill(victim)
     assert rig.queue.stats().pending == 3
-    assert rig.consumer.step(block_ms=None).deliveries == 0  # not idle long enough yet
-    time.sleep(0.6)
+    # A consumer takes over only entries idle for reclaim_idle_ms: none are that old yet.
+    # (Asked with an hour, not the rig's 500 ms, which a loaded machine can pass by now.)
+    rig.consumer.reclaim_idle_ms = 3_600_000
+    assert rig.consumer.step(block_ms=None).deliveries == 0
+    rig.consumer.reclaim_idle_ms = 500
+    wait_until(lambda: rig.queue.stats().oldest_pending_age_s >= 0.5, "the entries to be idle for 500 ms")
     taken = rig.consumer.step(block_ms=None)
     assert (taken.redelivered, taken.acknowledged) == (3, 3)
     assert rig.stored() == rig.expected()
@@ -176,7 +187,7 @@ def test_an_unreadable_source_leaves_events_pending_for_a_retry(rig: Rig, tmp_pa
     assert "gone" in failed.errors[0]
     assert rig.stored() == {}
     rig.consumer.connector_for = working
-    time.sleep(0.6)
+    wait_until(lambda: rig.queue.stats().oldest_pending_age_s >= 0.5, "the entries to be idle for 500 ms")
     retried = rig.consumer.step(block_ms=None)
     assert (retried.redelivered, retried.acknowledged) == (3, 3)
     assert rig.stored() == rig.expected()

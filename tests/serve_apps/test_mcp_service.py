@@ -20,6 +20,7 @@ from cluster.vector_owner import owner_name
 from serve_apps.mcp_app import REOPEN_S
 from tests.conftest import SLICE_VERSION as VERSION
 from tests.conftest import graph_fingerprint
+from tests.prometheus_text import wait_for_series
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import Settings
 
@@ -138,25 +139,10 @@ def test_health_and_metrics(served: ServedApp) -> None:
     health = httpx.get(served.health_url, timeout=30).json()
     assert health["status"] == "ok" and VERSION in health["versions"]
     call(served.url, "search_documentation", {"query": "license"})
-    # Ray's metrics agent exports every few seconds, each series on its own, and other
-    # tests' tools may be exported first: wait for the exact series (name and label).
-    wanted = {
-        "tool latency of search_documentation": ("ray_wekadocs_query_tool_latency_ms_count{",
-                                                 'tool="search_documentation"'),
-        "stage timings": ("ray_wekadocs_query_stage_ms_count{", ""),
-    }
-    metrics_url = served.url.replace("/mcp", "/metrics")
-    missing = list(wanted)
-    deadline = time.monotonic() + 90
-    while missing and time.monotonic() < deadline:
-        metrics = httpx.get(metrics_url, timeout=30)
-        assert metrics.status_code == 200
-        lines = metrics.text.splitlines()
-        missing = [what for what, (name, label) in wanted.items()
-                   if not any(line.startswith(name) and label in line for line in lines)]
-        if missing:
-            time.sleep(1)
-    assert not missing, f"not exported within 90 s: {missing}"
+    wait_for_series(served.url.replace("/mcp", "/metrics"), {
+        "search_documentation's latency": ("ray_wekadocs_query_tool_latency_ms_count", 'tool="search_documentation"'),
+        "stage timings": ("ray_wekadocs_query_stage_ms_count", 'stage="'),
+    })
 
 
 def test_without_the_vector_store_answers_are_degraded_then_recover(served: ServedApp, settings: Settings) -> None:
