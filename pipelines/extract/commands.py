@@ -152,7 +152,23 @@ def extract_commands(
                 if offset >= 0:
                     _parameter(section, command, match.group(1), rest_start + offset + 2, out, 0.85)
     _table_parameters(section, commands, out)
+    _help_options(section, commands, out)
     return [pair for pair in commands if pair[0] >= 0]
+
+
+_HELP_OPTION = re.compile(r"(?:^|(?<=\s))(?:-[A-Za-z],\s+)?--([A-Za-z][\w-]*[A-Za-z0-9])(?=\s{2,}[A-Z])")
+
+
+def _help_options(section: Section, commands: list[tuple[int, Entity]], out: Collector) -> None:
+    """``Options:`` lines of help output in code (``-H, --HOST   Specify the
+    host``) are parameters of the command stated before them."""
+    for run in code_runs(section.text):
+        if not run.fenced:
+            continue
+        for match in _HELP_OPTION.finditer(run.text):
+            owner = _owner(commands, run.start + match.start())
+            if owner is not None:
+                _parameter(section, owner, match.group(1), run.start + match.start(1), out, 0.8)
 
 
 def _usage_parameters(rest: str) -> list[tuple[str, int]]:

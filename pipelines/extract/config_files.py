@@ -15,10 +15,11 @@ import re
 from pipelines.extract.collector import Collector
 from wekadocs.model import Section
 
-__all__ = ["config_file_lines", "extract_config_file_keys"]
+__all__ = ["PROGRAM_LANGS", "config_file_lines", "extract_config_file_keys"]
 
 _FENCE = re.compile(r"```([^\n]*)\n(.*?)\n?```", re.S)
 _INI_LANGS = frozenset({"ini", "conf", "cfg", "toml", "properties", "env", "dotenv", "hcl", "tf", "terraform"})
+PROGRAM_LANGS = frozenset({"python", "py", "python3", "javascript", "js", "go", "java", "json", "ruby"})
 _YAML_LANGS = frozenset({"yaml", "yml"})
 _ASSIGN = re.compile(r"^(\s*)([A-Za-z_][\w.-]*)\s*=\s*(?=\S)")
 _SECTION = re.compile(r"^\s*\[[^\]]+\]\s*$")
@@ -40,6 +41,8 @@ def _blocks(text: str) -> list[tuple[str, int, list[str]]]:
         if lang in _YAML_LANGS or (not lang and body[0].strip() in ("---",) or body[0].startswith("apiVersion:")):
             found.append(("yaml", match.start(2), lines))
             continue
+        if lang in PROGRAM_LANGS:
+            continue  # `s3 = boto3.client(…)` is a program's variable, not a setting
         shaped = sum(1 for line in body if _ASSIGN.match(line) or _SECTION.match(line))
         if lang in _INI_LANGS or (len(body) >= 3 and shaped >= 0.6 * len(body)):
             found.append(("ini", match.start(2), lines))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from pipelines.extract.collector import Collector
-from pipelines.extract.config_files import config_file_lines, extract_config_file_keys
+from pipelines.extract.config_files import PROGRAM_LANGS, config_file_lines, extract_config_file_keys
 from pipelines.extract.text_scan import Run, code_runs, plain, table_rows
 from wekadocs.model import Section
 
@@ -55,6 +55,8 @@ def _add(section: Section, name: str, kind: str, start: int, confidence: float, 
 
 
 def _key_values(section: Section, run: Run, out: Collector, mount_context: bool, config_file: bool) -> None:
+    if run.lang in PROGRAM_LANGS:
+        return  # `client = connect(…)` assigns a program's variable
     for match in _KEY_VALUE.finditer(run.text):
         key = match.group(1)
         at_line_start = not run.text[: match.start()].strip()
@@ -82,10 +84,10 @@ def _environment(section: Section, run: Run, out: Collector) -> None:
     (``$X``, ``export X``, ``X=…``), named ``WEKA_…``, or called a variable in
     the same line; otherwise ``QUOTA_COLORING`` (a task) or ``OBS_DETACH``
     (command output) would pass."""
-    line = _line_of(section.text, run.start)
-    said = bool(_ENV_WORDS.search(line))
     for match in _ENV.finditer(run.text):
         name = match.group(1)
+        # the line of the name itself: a run can join wrapped help-output lines
+        said = bool(_ENV_WORDS.search(_line_of(section.text, run.start + match.start(1))))
         before = run.text[: match.start()].rstrip()
         after = run.text[match.end():]
         if before.endswith(("<", "{")):

@@ -41,6 +41,10 @@ _BUILTINS = frozenset({"cd", "echo", "export", "source", "if", "then", "else", "
                        "while", "set", "unset", "alias", "read", "exit", "return", "eval", "true", "false"})
 _SHELLS = frozenset({"bash", "sh", "shell", "console", "zsh"})  # a block of commands, unless prompted
 _PROMPT = re.compile(r"^\s*(?:\[[^\]\n]*\][#$]|[\w.-]+@[\w.-]+:[^\s#$]*[#$]|\$|#|>)\s+")
+# `./install.sh`, `/usr/bin/weka`: a path that runs something, unlike `/dev/nvme0n1`
+# or the output `persistentvolumeclaim/pvc-x created`
+_EXECUTABLE_PATH = re.compile(r"^(?:\.{1,2}/|~/|/(?:usr/|opt/|bin/|sbin/|tmp/|root/|home/))")
+_RUNNABLE = frozenset({"sh", "py", "pl", "run", "bin"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=\S*$")
 _PROGRAM = re.compile(r"^(?:\.{0,2}/)?(?:[\w.-]+/)*([A-Za-z][\w.+-]*)$")
 _SUBCOMMAND_WORD = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -88,7 +92,10 @@ def _calls_in_run(run: Run) -> list[ProgramCall]:
         if program == "weka" or program in _BUILTINS:
             continue
         rest = tokens[1:]
-        pathlike = "/" in word or program.endswith(".sh")
+        extension = program.rsplit(".", 1)[1] if "." in program else ""
+        runnable = extension in _RUNNABLE
+        # `./install.sh`, `./wekachecker`, `/usr/bin/x`; not `/tmp/ks-pre.log` or `~/.ssh/key.pub`
+        pathlike = runnable or (not extension and bool(_EXECUTABLE_PATH.match(word)))
         flagged = bool(rest) and rest[0][0].startswith("-")
         has_flags = any(t.startswith("-") and len(t) > 1 for t, _ in rest)
         # HCL or a config snippet in a block marked bash: `path "x" {`, `key = [...]`
@@ -101,18 +108,36 @@ def _calls_in_run(run: Run) -> list[ProgramCall]:
                 continue
         if index > 0 and not (program in _KNOWN or pathlike):
             continue
-        if not run.fenced and not rest:
-            continue  # a lone `mount` in prose names a program, it does not run it
+        if configured:
+            continue  # `terraform {` opens an HCL block
+        lone = index == 0 and not rest  # after `|` or `&&` a bare word is still a command
+        if lone and not (prompted or run.lang in _SHELLS or runnable or word.startswith("./")):
+            continue  # a lone `mount` in prose, or `git` in a list of packages, names a program
         if not program[:1].isalpha() or (program[0].isupper() and program not in _KNOWN):
             continue  # output ("Welcome to…") after a prompt-looking `#`
         name = program
         if program in _SUBCOMMANDS:
-            sub = next(((t, o) for t, o in rest if not t.startswith("-")), None)
+            sub = _subcommand(rest)
             if sub and _SUBCOMMAND_WORD.match(sub[0]):
                 name = f"{program} {sub[0]}"
         start = offset + len(word) - len(program)
         calls.append(ProgramCall(name, run.start + start, tuple((t, run.start + o) for t, o in rest)))
     return calls
+
+
+def _subcommand(rest: list[tuple[str, int]]) -> tuple[str, int] | None:
+    """The first word after the program that is not a flag or a short flag's
+    value (`kubectl -n kube-system get` → `get`; `--x=y` carries its value)."""
+    skip_value = False
+    for token, offset in rest:
+        if skip_value:
+            skip_value = False
+            continue
+        if token.startswith("-"):
+            skip_value = not token.startswith("--") and len(token) == 2
+            continue
+        return token, offset
+    return None
 
 
 def _segments(text: str, start: int) -> list[tuple[int, int]]:
