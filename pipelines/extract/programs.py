@@ -70,51 +70,23 @@ def find_program_calls(section_text: str, runs: list[Run] | None = None) -> list
 def _calls_in_run(run: Run) -> list[ProgramCall]:
     text = run.text
     prompt = _PROMPT.match(text)
-    body_start = prompt.end() if prompt else 0
-    prompted = bool(prompt) and prompt.group().strip() not in ("#", ">")
-    hashed = bool(prompt) and prompt.group().strip() == "#"
     calls = []
-    segments = _segments(text, body_start)
-    for index, (seg_start, seg_end) in enumerate(segments):
+    for index, (seg_start, seg_end) in enumerate(_segments(text, prompt.end() if prompt else 0)):
         tokens = [(m.group(), seg_start + m.start()) for m in _TOKEN.finditer(text[seg_start:seg_end])]
         while tokens and (tokens[0][0] in _WRAPPERS or _ASSIGNMENT.match(tokens[0][0])
                           or tokens[0][0].startswith("-") and tokens[0][0] != "-"):
             tokens = tokens[1:]  # sudo, FOO=bar, a wrapper's flags
         if not tokens:
             continue
-        word, offset = tokens[0]
-        word = word.strip("\"'(")
-        offset = offset + len(tokens[0][0]) - len(tokens[0][0].lstrip("\"'("))
+        raw, offset = tokens[0]
+        word = raw.strip("\"'(")
+        offset += len(raw) - len(raw.lstrip("\"'("))
         match = _PROGRAM.match(word)
-        if not match or word in _BUILTINS:
+        if not match or word in _BUILTINS or match.group(1) in _BUILTINS or match.group(1) == "weka":
             continue
-        program = match.group(1)
-        if program == "weka" or program in _BUILTINS:
+        program, rest = match.group(1), tokens[1:]
+        if not _runs(run, prompt, index, word, program, rest):
             continue
-        rest = tokens[1:]
-        extension = program.rsplit(".", 1)[1] if "." in program else ""
-        runnable = extension in _RUNNABLE
-        # `./install.sh`, `./wekachecker`, `/usr/bin/x`; not `/tmp/ks-pre.log` or `~/.ssh/key.pub`
-        pathlike = runnable or (not extension and bool(_EXECUTABLE_PATH.match(word)))
-        flagged = bool(rest) and rest[0][0].startswith("-")
-        has_flags = any(t.startswith("-") and len(t) > 1 for t, _ in rest)
-        # HCL or a config snippet in a block marked bash: `path "x" {`, `key = [...]`
-        configured = bool(rest) and (rest[0][0] in ("=", "{", ":") or text.rstrip().endswith(("{", "}")))
-        # in a block marked as shell, a line with flags is a command line;
-        # a bare line may be the previous command's output (`client1  Running`)
-        shell = run.lang in _SHELLS and not prompt and not configured and has_flags
-        if index == 0 and not (prompted or shell or program in _KNOWN or pathlike or (hashed and flagged)):
-            if not (not run.fenced and flagged):
-                continue
-        if index > 0 and not (program in _KNOWN or pathlike):
-            continue
-        if configured:
-            continue  # `terraform {` opens an HCL block
-        lone = index == 0 and not rest  # after `|` or `&&` a bare word is still a command
-        if lone and not (prompted or run.lang in _SHELLS or runnable or word.startswith("./")):
-            continue  # a lone `mount` in prose, or `git` in a list of packages, names a program
-        if not program[:1].isalpha() or (program[0].isupper() and program not in _KNOWN):
-            continue  # output ("Welcome to…") after a prompt-looking `#`
         name = program
         if program in _SUBCOMMANDS:
             sub = _subcommand(rest)
@@ -123,6 +95,32 @@ def _calls_in_run(run: Run) -> list[ProgramCall]:
         start = offset + len(word) - len(program)
         calls.append(ProgramCall(name, run.start + start, tuple((t, run.start + o) for t, o in rest)))
     return calls
+
+
+def _runs(run: Run, prompt: re.Match[str] | None, index: int, word: str, program: str,
+          rest: list[tuple[str, int]]) -> bool:
+    """Whether ``word`` (the ``index``-th command of the line) is a program run."""
+    marker = prompt.group().strip() if prompt else ""
+    prompted = bool(prompt) and marker not in ("#", ">")
+    extension = program.rsplit(".", 1)[1] if "." in program else ""
+    runnable = extension in _RUNNABLE
+    # `./install.sh`, `./wekachecker`, `/usr/bin/x`; not `/tmp/ks-pre.log` or `~/.ssh/key.pub`
+    pathlike = runnable or (not extension and bool(_EXECUTABLE_PATH.match(word)))
+    flagged = bool(rest) and rest[0][0].startswith("-")
+    if bool(rest) and (rest[0][0] in ("=", "{", ":") or run.text.rstrip().endswith(("{", "}"))):
+        return False  # HCL or a config snippet, even in a block marked bash: `terraform {`
+    if index > 0:
+        return program in _KNOWN or pathlike  # after `|`, `&&`, `$(`: a bare word still runs
+    # in a block marked as shell, a line with flags is a command line; a bare
+    # line may be the previous command's output (`client1  Running`)
+    shell = run.lang in _SHELLS and not prompt and any(t.startswith("-") and len(t) > 1 for t, _ in rest)
+    span_with_flags = not run.fenced and flagged  # `niccli --list`
+    if not (prompted or shell or program in _KNOWN or pathlike or (marker == "#" and flagged) or span_with_flags):
+        return False
+    if not rest and not (prompted or run.lang in _SHELLS or runnable or word.startswith("./")):
+        return False  # a lone `mount` in prose, or `git` in a list of packages, names a program
+    # output ("Welcome to…") after a prompt-looking `#`
+    return program[:1].isalpha() and (not program[0].isupper() or program in _KNOWN)
 
 
 def _subcommand(rest: list[tuple[str, int]]) -> tuple[str, int] | None:
