@@ -15,8 +15,9 @@ from pipelines.extract.concepts import extract_components, extract_concepts, ext
 from pipelines.extract.configuration import extract_configuration
 from pipelines.extract.errors import extract_errors
 from pipelines.extract.procedures import extract_procedure
+from pipelines.extract.programs import extract_program_commands
 from pipelines.extract.text_scan import code_runs
-from wekadocs.model import Extraction, ParsedDocument, Relation, Section
+from wekadocs.model import Entity, Extraction, ParsedDocument, Relation, Section
 
 __all__ = ["extract_document", "known_command_paths", "split_groups"]
 
@@ -35,8 +36,15 @@ def extract_document(
     out = Collector()
     paths = known if known is not None else known_command_paths(parsed)
     commands: dict[str, list] = {}
+    last_weka: Entity | None = None
+    previous: Section | None = None
     for section in parsed.sections:
-        commands[section.id] = found = extract_commands(section, paths, out)
+        continued = previous is not None and section.part > 1 and previous.trail == section.trail
+        weka = extract_commands(section, paths, out, last_weka if continued else None)
+        last_weka = weka[-1][1] if weka else (last_weka if continued else None)
+        previous = section
+        found = weka + extract_program_commands(section, out)
+        commands[section.id] = found = sorted(found, key=lambda pair: pair[0])
         extract_configuration(section, out)
         extract_errors(section, found, out)
         extract_concepts(section, out)

@@ -28,6 +28,7 @@ _COMMAND_START = re.compile(
     r"\s*(?:\[[^\]]*\])?\s*(?:[$#>]\s*)?(?:(?:sudo|time|watch|exec|nohup)(?:\s+-\S+)*\s+)?"
     r"(?:[A-Za-z_]\w*=\S*\s+)*"
 )
+_EXAMPLE_FLAG = re.compile(r"(?<![\w-])--([A-Za-z][\w-]*[A-Za-z0-9])")
 _MAX_WORDS = 6  # sub-command words after `weka`
 _CONFIDENT = 0.95
 _GENERIC = {"options", "option", "params", "parameters", "args", "arguments", "flags"}
@@ -123,10 +124,14 @@ def command_path(invocation: Invocation, known: dict[tuple[str, ...], str]) -> t
     return words
 
 
-def extract_commands(section: Section, known: dict[tuple[str, ...], str], out: Collector) -> list[tuple[int, Entity]]:
+def extract_commands(
+    section: Section, known: dict[tuple[str, ...], str], out: Collector, inherited: Entity | None = None
+) -> list[tuple[int, Entity]]:
     """Commands and parameters of one section. Returns (offset, command) pairs
-    so later steps (parameter tables, steps, examples) can refer to them."""
-    commands: list[tuple[int, Entity]] = []
+    so later steps (parameter tables, steps, examples) can refer to them.
+    ``inherited`` is the last command of the previous part of a split
+    section: a Parameters table cut from its command still belongs to it."""
+    commands: list[tuple[int, Entity]] = [(-1, inherited)] if inherited else []
     for invocation in find_invocations(code_runs(section.text)):
         path = command_path(invocation, known)
         name = "weka " + " ".join(path)
@@ -134,12 +139,36 @@ def extract_commands(section: Section, known: dict[tuple[str, ...], str], out: C
         end = invocation.start + len(name)
         out.mention(section.id, command, invocation.start, end, _CONFIDENT)
         commands.append((invocation.start, command))
+        rest_start = invocation.start + len("weka") + _rest_offset(section.text[invocation.start + 4:], len(path))
         if invocation.usage and path == invocation.words:
-            rest_start = invocation.start + len("weka") + _rest_offset(section.text[invocation.start + 4:], len(path))
             for param, offset in _usage_parameters(invocation.rest):
                 _parameter(section, command, param, rest_start + offset, out, 0.9)
+        else:
+            # an example (`weka fs create myfs 1TiB --encrypted`): its values
+            # are not parameters, its flags are
+            rest = section.text[rest_start: invocation.start + len("weka") + len(invocation.rest) + 64]
+            for match in _EXAMPLE_FLAG.finditer(invocation.rest):
+                offset = rest.find(match.group(0))
+                if offset >= 0:
+                    _parameter(section, command, match.group(1), rest_start + offset + 2, out, 0.85)
     _table_parameters(section, commands, out)
-    return commands
+    _help_options(section, commands, out)
+    return [pair for pair in commands if pair[0] >= 0]
+
+
+_HELP_OPTION = re.compile(r"(?:^|(?<=\s))(?:-[A-Za-z],\s+)?--([A-Za-z][\w-]*[A-Za-z0-9])(?=\s{2,}[A-Z])")
+
+
+def _help_options(section: Section, commands: list[tuple[int, Entity]], out: Collector) -> None:
+    """``Options:`` lines of help output in code (``-H, --HOST   Specify the
+    host``) are parameters of the command stated before them."""
+    for run in code_runs(section.text):
+        if not run.fenced:
+            continue
+        for match in _HELP_OPTION.finditer(run.text):
+            owner = _owner(commands, run.start + match.start())
+            if owner is not None:
+                _parameter(section, owner, match.group(1), run.start + match.start(1), out, 0.8)
 
 
 def _usage_parameters(rest: str) -> list[tuple[str, int]]:
@@ -187,7 +216,8 @@ def _table_parameters(section: Section, commands: list[tuple[int, Entity]], out:
         if not cells:
             continue
         first = plain(cells[0][0]).rstrip("*").strip().lower()
-        contiguous = row_start <= last_row_end + 1
+        # rows are contiguous when only the header's separator row lies between
+        contiguous = last_row_end >= 0 and not section.text[last_row_end:row_start].strip(" \t\n|-:")
         last_row_end = row_start + section.text[row_start:].find("\n") if "\n" in section.text[row_start:] else len(section.text)
         if first in _HEADER_NAMES:
             in_table = True
@@ -197,10 +227,24 @@ def _table_parameters(section: Section, commands: list[tuple[int, Entity]], out:
             continue
         owner = _owner(commands, row_start)
         cell, cell_start = cells[0]
-        match = re.match(r"^`(-{0,2})([A-Za-z][\w-]*)`\s*(?:\\?\*)?", cell)
-        if owner is None or match is None:
+        found = _table_name(cell)
+        if owner is None or found is None:
             continue
-        _parameter(section, owner, match.group(2), cell_start + 1 + len(match.group(1)), out, 0.9)
+        _parameter(section, owner, found[0], cell_start + found[1], out, 0.9)
+
+
+def _table_name(cell: str) -> tuple[str, int] | None:
+    """The parameter a first cell names, with its offset: ```name`*``,
+    ```--name```, or the long form of ```-f`, `--force```; a short flag alone
+    (```-C```) is not a parameter."""
+    if not cell.startswith("`"):
+        return None
+    for match in re.finditer(r"`(-{0,2})([A-Za-z][\w-]*)`", cell):
+        dashes, name = match.groups()
+        if dashes == "-" or (dashes and len(name) == 1) or name.endswith("-"):
+            continue  # a short flag, or a name cut by markup (`destination-`\*`name`)
+        return name, match.start(2)
+    return None
 
 
 def _owner(commands: list[tuple[int, Entity]], offset: int) -> Entity | None:

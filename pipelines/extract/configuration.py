@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from pipelines.extract.collector import Collector
+from pipelines.extract.config_files import PROGRAM_LANGS, config_file_lines, extract_config_file_keys
 from pipelines.extract.text_scan import Run, code_runs, plain, table_rows
 from wekadocs.model import Section
 
@@ -29,12 +30,23 @@ _MOUNT_CONFIDENCE = 0.85
 
 def extract_configuration(section: Section, out: Collector) -> None:
     mount_context = "mount" in " ".join(section.trail).lower()
-    for run in code_runs(section.text):
-        _key_values(section, run, out, mount_context)
+    runs = code_runs(section.text)
+    config_lines = config_file_lines(section.text)
+    extract_config_file_keys(section, out)
+    for run in runs:
+        _key_values(section, run, out, mount_context, run.start in config_lines)
         _environment(section, run, out)
         _mount_options(section, run, out)
     if mount_context:
         _mount_option_tables(section, out)
+
+
+def _in_url(text: str, offset: int) -> bool:
+    """Whether ``offset`` lies in a URL's query (after ``?`` or ``&`` in a token with ``://``)."""
+    if offset and text[offset - 1] in "?&":
+        return True
+    token = text[max(text.rfind(" ", 0, offset), text.rfind('"', 0, offset)) + 1: offset]
+    return "://" in token
 
 
 def _add(section: Section, name: str, kind: str, start: int, confidence: float, out: Collector) -> None:
@@ -42,11 +54,18 @@ def _add(section: Section, name: str, kind: str, start: int, confidence: float, 
     out.mention(section.id, entity, start, start + len(name), confidence)
 
 
-def _key_values(section: Section, run: Run, out: Collector, mount_context: bool) -> None:
-    if "://" in run.text or "?" in run.text:
-        return  # URLs and query strings
+def _key_values(section: Section, run: Run, out: Collector, mount_context: bool, config_file: bool) -> None:
+    if run.lang in PROGRAM_LANGS:
+        return  # `client = connect(…)` assigns a program's variable
     for match in _KEY_VALUE.finditer(run.text):
         key = match.group(1)
+        at_line_start = not run.text[: match.start()].strip()
+        if _in_url(run.text, match.start()):
+            continue  # a query parameter (`?page=2`), not a setting
+        if run.text[match.end():].startswith(("[", "{")):
+            continue  # HCL `capabilities = [...]`: a list or block, not a value
+        if config_file:
+            continue  # a config file's lines are read by ``config_files``
         if key in _NOT_KEYS or (len(key) < 3 and "." not in key and not mount_context):
             continue
         if run.text[: match.start()].rstrip().endswith(("-o", ",")):
@@ -54,7 +73,6 @@ def _key_values(section: Section, run: Run, out: Collector, mount_context: bool)
         if mount_context and not run.fenced and match.start() == 0:
             _add(section, key, "mount-option", run.start, _MOUNT_CONFIDENCE, out)
             continue
-        at_line_start = not run.text[: match.start()].strip()
         bare = not ("_" in key or "." in key)
         if bare and (not (run.fenced and at_line_start) or key[-1].isdigit()):
             continue  # `mode=auto` mid-line (output), `column1=val1` (a template)
@@ -66,10 +84,10 @@ def _environment(section: Section, run: Run, out: Collector) -> None:
     (``$X``, ``export X``, ``X=…``), named ``WEKA_…``, or called a variable in
     the same line; otherwise ``QUOTA_COLORING`` (a task) or ``OBS_DETACH``
     (command output) would pass."""
-    line = _line_of(section.text, run.start)
-    said = bool(_ENV_WORDS.search(line))
     for match in _ENV.finditer(run.text):
         name = match.group(1)
+        # the line of the name itself: a run can join wrapped help-output lines
+        said = bool(_ENV_WORDS.search(_line_of(section.text, run.start + match.start(1))))
         before = run.text[: match.start()].rstrip()
         after = run.text[match.end():]
         if before.endswith(("<", "{")):

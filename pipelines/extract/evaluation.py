@@ -18,12 +18,16 @@ from pathlib import Path
 
 from pipelines.extract import extract_document
 from pipelines.parse import parse_document
-from wekadocs.model import ParsedDocument
+from wekadocs.model import Entity, ParsedDocument
 
 __all__ = ["TypeScore", "evaluate", "LABELLED_TYPES"]
 
 LABELLED_TYPES = ("Command", "Parameter", "Configuration", "Procedure", "Step", "Error")
 _CASELESS = {"Procedure", "Step"}
+# Only real HTML tags are markup: ``<username>`` in a usage line is text.
+_HTML_TAG = re.compile(
+    r"</?(?:table|thead|tbody|tr|th|td|code|pre|p|br|ul|ol|li|strong|em|b|i|a|figure|img|figcaption"
+    r"|details|summary|mark|span|div|sup|sub|h[1-6])\b[^>]*>", re.I)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,23 @@ class TypeScore:
         return self.correct / self.gold if self.gold else 1.0
 
 
+def _weka_cli(entity: Entity) -> bool:
+    props = dict(entity.props)
+    if entity.label == "Command":
+        return entity.name.startswith("weka ")
+    if entity.label == "Parameter":
+        return str(props.get("command", "")).startswith("weka ")
+    if entity.label == "Configuration":
+        # it took only `key=value` shapes: lower-case keys, never YAML's `key: value`
+        kind = props.get("kind")
+        return kind != "yaml-key" and (kind != "ini-key" or bool(_OLD_KEY.match(entity.name)))
+    return True
+
+
+_OLD_KEY = re.compile(r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$")
+_DEFINITIONS: dict[str, Callable[[Entity], bool]] = {"broad": lambda entity: True, "weka-cli": _weka_cli}
+
+
 def _key(label: str, name: str) -> str:
     name = re.sub(r"\s+", " ", name).strip()
     if label in _CASELESS:
@@ -54,7 +75,8 @@ def _key(label: str, name: str) -> str:
 def _squash(text: str) -> str:
     """Markup- and space-insensitive form, to find rendered text in the raw file."""
     text = re.sub(r"\\|\*\*|`", "", text)
-    text = re.sub(r"<[^>]+>|&#x20;|\{%[^%]*%\}", " ", text)
+    text = _HTML_TAG.sub(" ", text)
+    text = re.sub(r"&#x20;|\{%[^%]*%\}", " ", text)
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
@@ -75,7 +97,19 @@ def evaluate(
     labels: Path,
     scope_file: Path,
     count_tokens: Callable[[str], int],
+    part: str = "files",
+    definition: str = "broad",
 ) -> dict[str, TypeScore]:
+    """Scores per type; ``part`` names the list of ranges in the scope file
+    (``files``, or ``tuning``/``heldout`` in ``recall_sections.json``).
+
+    ``definition`` is the rule set the sample was labelled under: ``broad``
+    (``docs/extraction.md`` today: every program's commands, config-file keys)
+    or ``weka-cli``, the earlier one of the first three samples, which left out
+    other programs' commands and parameters and keys of configuration files;
+    predictions outside a sample's definition are not held against it."""
+    if definition not in _DEFINITIONS:
+        raise ValueError(f"unknown definition {definition!r}; expected one of {sorted(_DEFINITIONS)}")
     scope = json.loads(scope_file.read_text())
     gold: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for line in labels.read_text().splitlines():
@@ -83,7 +117,7 @@ def evaluate(
             record = json.loads(line)
             gold[record["type"]].add((record["path"], _key(record["type"], record["name"])))
     predicted: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for item in scope["files"]:
+    for item in scope[part]:
         raw = (corpus_root / item["path"]).read_bytes()
         parsed = parse_document(raw, path=item["path"], source="eval", version=scope["version"],
                                 source_uri="", count_tokens=count_tokens, token_budget=256,
@@ -96,7 +130,7 @@ def evaluate(
         entities = {e.id: e for e in extraction.entities}
         for mention in extraction.mentions:
             entity = entities[mention.entity_id]
-            if entity.label not in LABELLED_TYPES:
+            if entity.label not in LABELLED_TYPES or not _DEFINITIONS[definition](entity):
                 continue
             if mention.section_id not in overlapping:
                 continue

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 __all__ = ["Run", "code_runs", "table_rows", "ordered_items", "plain"]
 
-_FENCE = re.compile(r"```[^\n]*\n(.*?)\n?```", re.S)
+_FENCE = re.compile(r"```([^\n]*)\n(.*?)\n?```", re.S)
 _SPAN = re.compile(r"`([^`\n]+)`")
 _CONTINUATION = re.compile(r"^\s+(?:\[|<|--?[A-Za-z])")
 _ROW = re.compile(r"^\|(.*)\|[ \t]*$", re.M)
@@ -25,6 +25,7 @@ class Run:
     text: str
     start: int  # offset of text[0] in the section text
     fenced: bool
+    lang: str = ""  # a fenced block's info string (``bash``, ``yaml``), lower case
 
 
 def code_runs(text: str) -> list[Run]:
@@ -33,17 +34,18 @@ def code_runs(text: str) -> list[Run]:
     fenced: list[tuple[int, int]] = []
     for match in _FENCE.finditer(text):
         fenced.append(match.span())
-        offset = match.start(1)
+        offset = match.start(2)
+        lang = match.group(1).strip().lower()
         block_runs: list[Run] = []
-        for line in match.group(1).split("\n"):
+        for line in match.group(2).split("\n"):
             if _CONTINUATION.match(line) and block_runs:
                 # a usage line wrapped over several lines: one run, newlines as
                 # spaces so offsets still index the section text
                 first = block_runs.pop()
                 joined = text[first.start: offset + len(line)].replace("\n", " ")
-                block_runs.append(Run(joined, first.start, True))
+                block_runs.append(Run(joined, first.start, True, lang))
             elif line.strip():
-                block_runs.append(Run(line, offset, True))
+                block_runs.append(Run(line, offset, True, lang))
             offset += len(line) + 1
         runs.extend(block_runs)
     for match in _SPAN.finditer(text):
