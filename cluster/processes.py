@@ -7,13 +7,16 @@ guards against pid reuse: ``down`` must never signal a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["spawn", "is_alive", "is_ours", "terminate", "session_members", "port_is_free", "processes_matching", "free_port"]
+__all__ = ["spawn", "is_alive", "is_ours", "terminate", "session_members", "port_is_free", "processes_matching",
+           "free_port", "free_ports"]
 
 
 def spawn(command: list[str], *, log_file: Path, env: dict[str, str] | None = None) -> int:
@@ -134,8 +137,23 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def free_port() -> int:
-    """A port the kernel considers free right now (for tests and agent ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(avoid: Iterable[int] = ()) -> int:
+    """A port the kernel considers free right now (for tests and agent ports),
+    other than ``avoid`` (ports chosen for servers that have not bound them yet)."""
+    return free_ports(1, avoid)[0]
+
+
+def free_ports(count: int, avoid: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct free ports. Each socket stays bound until all are
+    chosen: one at a time, the kernel can hand out the same port twice (a Ray
+    head was once given one port for its dashboard and its metrics)."""
+    avoided = set(avoid)
+    with contextlib.ExitStack() as stack:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port not in avoided:
+                ports.append(port)
+        return ports

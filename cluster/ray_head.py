@@ -71,6 +71,9 @@ class RayHead:
 
     def command(self) -> list[str]:
         s = self.settings
+        # Fixed defaults would collide with a second head on the same machine, and
+        # the servers starting beside this one have not bound their ports yet.
+        agent_port = free_port(avoid=(*self.ports().values(), s.neo4j_port, s.redis_port))
         command = [
             _ray_cli(),
             "start",
@@ -82,8 +85,7 @@ class RayHead:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={s.ray_dashboard_port}",
             f"--ray-client-server-port={s.ray_client_port}",
-            # Fixed defaults would collide with a second head on the same machine.
-            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-listen-port={agent_port}",
             f"--metrics-export-port={s.ray_metrics_port}",
             f"--object-store-memory={s.ray_object_store_mb * 1024 * 1024}",
             self.marker,

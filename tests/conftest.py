@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from cluster import services  # noqa: E402
-from cluster.processes import free_port  # noqa: E402
+from cluster.processes import free_ports  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
 from wekadocs.query.tools import Toolbox  # noqa: E402
 from wekadocs.settings import Settings, load_settings  # noqa: E402
@@ -28,14 +28,11 @@ from wekadocs.settings import Settings, load_settings  # noqa: E402
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for an isolated stack: its own folder and free ports."""
+    ports = dict(zip(("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port",
+                      "ray_metrics_port"), free_ports(6)))
     values: dict[str, object] = {
         "data_dir": data_dir,
-        "neo4j_port": free_port(),
-        "redis_port": free_port(),
-        "ray_port": free_port(),
-        "ray_dashboard_port": free_port(),
-        "ray_client_port": free_port(),
-        "ray_metrics_port": free_port(),
+        **ports,
         "ray_num_cpus": 2,
         "ray_object_store_mb": 512,
         "neo4j_heap": "1g",

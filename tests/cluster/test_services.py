@@ -114,3 +114,10 @@ def test_a_service_that_never_answers_is_stopped_and_named(short_tmp: Path) -> N
         assert not (impatient.data_dir / "run" / "neo4j.json").exists()
     finally:
         services.down(impatient)
+
+
+def test_free_ports_are_distinct_and_avoid_what_is_taken() -> None:
+    ports = processes.free_ports(64)
+    assert len(set(ports)) == 64
+    assert processes.free_port(avoid=ports) not in ports
+    assert all(processes.port_is_free(port) for port in ports)
