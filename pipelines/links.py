@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 import re
 
-from wekadocs.model import Link
+from wekadocs.model import Link, ParsedDocument
 
-__all__ = ["resolve_link"]
+__all__ = ["page_links", "resolve_link"]
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
@@ -32,3 +32,13 @@ def resolve_link(page_path: str, href: str, label: str, *, folder_index: str | N
     if folder_index and (target.endswith("/") or not posixpath.splitext(resolved)[1]):
         resolved = posixpath.join(resolved, folder_index)
     return Link(text=label, path=resolved, anchor=fragment, url=href)
+
+
+def page_links(parsed: ParsedDocument, pages: set[str]) -> set[tuple[str, str, str]]:
+    """The page->page links of one parsed page whose target page is in
+    ``pages``, as (section id, target path, anchor); links within the page
+    are left out. What the graph must hold as LINKS_TO, whatever the order
+    the pages were written in."""
+    own = parsed.document.path
+    return {(section.id, link.path, link.anchor) for section in parsed.sections for link in section.links
+            if link.path and link.path != own and link.path in pages}

@@ -108,7 +108,7 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
         version: Version = None,
         top_k: TopK = 8,
     ) -> Answer:
-        """How something works: its defining sections and what it depends on or affects."""
+        """How something works: its defining sections, and what the docs' prerequisites say it requires or is required by."""
         return call("explain_architecture", topic=topic, version=version, top_k=top_k)
 
     @mcp.tool(annotations=_READ_ONLY)
@@ -129,7 +129,7 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
 
     @mcp.tool(annotations=_READ_ONLY)
     def list_configs_affecting(target: Subject, version: Version = None, limit: TopK = 20) -> Answer:
-        """The settings and parameters that change a command, feature or setting."""
+        """The settings that change a command, feature or setting: a command's own parameters, and the settings documented in the same sections."""
         return call("list_configs_affecting", target=target, version=version, limit=limit)
 
     return mcp

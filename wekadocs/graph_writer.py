@@ -6,6 +6,7 @@ document only sections whose content or place changed are re-written (the
 section's ``state`` hash says so); their mentions, derived edges and scoped
 entities are replaced, everything else is left alone. Every node and edge
 carries provenance (``source``, ``derived_from_section_id``) and timestamps.
+Links between pages are resolved in ``graph_links``, in any write order.
 
 All Cypher is parameterized; labels and relationship types come from the
 fixed sets in ``graph_schema``, never from input.
@@ -19,9 +20,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, LiteralString
 
+from wekadocs.graph_links import drop_link_records, link_rows, write_links
 from wekadocs.graph_schema import DERIVED_EDGE_TYPES, ENTITY_LABELS, SCOPED_LABELS
 from wekadocs.graph_store import GraphStore
-from wekadocs.ids import checksum, document_id
+from wekadocs.ids import checksum
 from wekadocs.model import Extraction, ParsedDocument, Section
 
 __all__ = ["DocumentWrite", "WriteStats", "GraphWriter", "section_state"]
@@ -130,7 +132,8 @@ class GraphWriter:
         statements += _entities(entities, run_id)
         statements += _mentions(mentions, run_id)
         statements += _relations(relations, run_id)
-        statements += _links(batch, changed_ids, run_id)
+        links = [row for item in batch for row in link_rows(item.parsed, item.extraction, changed_ids)]
+        statements += write_links(links, sorted(changed_ids), doc_ids, run_id)
         self.graph.write_all(statements)
         stats.documents_written = len(batch)
         stats.sections_written = len(changed)
@@ -210,7 +213,8 @@ def _drop_sections_output(section_ids: list[str]) -> list[Statement]:
     re-written or deleted."""
     params = {"ids": section_ids}
     statements: list[Statement] = [
-        ("UNWIND $ids AS sid MATCH (:Section {id: sid})-[m:MENTIONS]->() DELETE m", params)
+        ("UNWIND $ids AS sid MATCH (:Section {id: sid})-[m:MENTIONS]->() DELETE m", params),
+        drop_link_records(section_ids),
     ]
     for edge in DERIVED_EDGE_TYPES:
         statements.append((
@@ -351,50 +355,6 @@ def _relations(relations: list[dict[str, Any]], run_id: str) -> list[Statement]:
             "SET r.confidence = row.confidence, r.order = row.order, r.run_id = $run, "
             "r.created_at = datetime()",
             {"rows": rows, "run": run_id},
-        ))
-    return statements
-
-
-def _links(batch: list[DocumentWrite], changed_ids: set[str], run_id: str) -> list[Statement]:
-    """LINKS_TO (and REQUIRES for prerequisite links) from changed sections to
-    the section with the link's anchor, or to the page when there is none."""
-    rows = []
-    for item in batch:
-        doc = item.parsed.document
-        requires = {
-            (r.section_id, r.target_id) for r in item.extraction.relations
-            if r.type == "REQUIRES" and r.target_label == "Link"
-        }
-        owners = {r.section_id: r.source_id for r in item.extraction.relations if r.target_label == "Link"}
-        for section in item.parsed.sections:
-            if section.id not in changed_ids:
-                continue
-            for link in section.links:
-                if not link.path:
-                    continue
-                target_doc = document_id(doc.source, link.path, doc.version)
-                rows.append({"section": section.id, "source": section.id, "doc": target_doc,
-                             "anchor": link.anchor, "type": "LINKS_TO"})
-                if (section.id, f"{link.path}#{link.anchor}") in requires:
-                    rows.append({"section": section.id, "source": owners[section.id], "doc": target_doc,
-                                 "anchor": link.anchor, "type": "REQUIRES"})
-    statements: list[Statement] = []
-    for kind in ("LINKS_TO", "REQUIRES"):
-        subset = [r for r in rows if r["type"] == kind]
-        if not subset:
-            continue
-        statements.append((
-            "UNWIND $rows AS row MATCH (s:Section {id: row.source}) "
-            "CALL (row) { "
-            "  OPTIONAL MATCH (t:Section {document_id: row.doc, anchor: row.anchor}) WHERE row.anchor <> '' "
-            "  WITH t ORDER BY t.order LIMIT 1 RETURN t AS target "
-            "  UNION "
-            "  OPTIONAL MATCH (t:Document {id: row.doc}) WHERE row.anchor = '' RETURN t AS target "
-            "} "
-            "WITH s, row, target WHERE target IS NOT NULL "
-            "MERGE (s)-[r:" + kind + " {derived_from_section_id: row.section}]->(target) "
-            "SET r.anchor = row.anchor, r.confidence = 1.0, r.run_id = $run, r.created_at = datetime()",
-            {"rows": subset, "run": run_id},
         ))
     return statements
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+
 import pytest
 
+from serve_apps.mcp_tools import build_mcp_server
+from tests.conftest import SLICE_SOURCE
 from tests.conftest import SLICE_VERSION as VERSION
 from tests.conftest import graph_fingerprint
 from wekadocs.errors import QueryError
@@ -11,7 +17,8 @@ from wekadocs.graph_store import GraphStore
 from wekadocs.query.answer import Answer
 from wekadocs.query.assembly import open_toolbox
 from wekadocs.query.ranking import FEATURES
-from wekadocs.query.tools import Toolbox
+from wekadocs.query.templates import template, template_names
+from wekadocs.query.tools import EDGE_TYPES, Toolbox
 from wekadocs.settings import Settings
 
 MOUNTD = "Our firewall needs a fixed port for NFS mountd instead of a random one. How do I pin it?"
@@ -165,3 +172,26 @@ def test_without_vectors_answers_are_degraded_not_errors(settings: Settings, gra
     assert "no vector store" in answer.diagnostics["degraded_reason"]
     top = [(e.path, e.heading) for e in answer.evidence[:5]]
     assert ("additional-protocols/nfs-support/nfs-support-1.md", "Configure the service mountd port") in top
+
+
+def test_tools_read_and_offer_only_edges_that_ingest_writes(graph: GraphStore, ingested: dict[str, int]) -> None:
+    """DEPENDS_ON and AFFECTS were read by explain_architecture and
+    list_configs_affecting and offered by traverse_relationships, but nothing
+    wrote them: every edge type a tool reads or offers must be in the graph
+    after ingesting the slice."""
+    derived = graph.read(
+        "MATCH (d:Document {source: $source})-[:HAS_SECTION]->(s:Section) WITH collect(s.id) AS ids "
+        "MATCH ()-[r]->() WHERE r.derived_from_section_id IN ids RETURN DISTINCT type(r) AS type",
+        source=SLICE_SOURCE)
+    structure = graph.read(
+        "MATCH (:Document {source: $source})-[h:HAS_SECTION]->(:Section)-[r]-() "
+        "RETURN DISTINCT type(r) AS type UNION RETURN 'HAS_SECTION' AS type", source=SLICE_SOURCE)
+    held = {row["type"] for row in derived + structure}
+    assert set(EDGE_TYPES) <= held, f"traverse_relationships offers unwritten {sorted(set(EDGE_TYPES) - held)}"
+    read = {name for t in template_names()
+            for group in re.findall(r"\[\w*:([A-Z_|]+)", template(t).cypher) for name in group.split("|")}
+    assert read <= held, f"templates read edges nothing writes: {sorted(read - held)}"
+    tools = asyncio.run(build_mcp_server(lambda: None).list_tools())  # type: ignore[arg-type,return-value]
+    offered = " ".join(f"{t.description} {json.dumps(t.input_schema)}" for t in tools)
+    for promise in ("DEPENDS_ON", "AFFECTS", "EQUIVALENT_TO", "depends on", "affects"):
+        assert promise not in offered, f"a tool description still promises {promise!r}"

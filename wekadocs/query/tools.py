@@ -117,6 +117,9 @@ class Toolbox:
                                    "related_commands": commands, "degraded": search.diagnostics["degraded"]})
 
     def explain_architecture(self, topic: str, version: str | None = None, top_k: int = 8) -> Answer:
+        """Defining sections, and the REQUIRES edges the prerequisites of the
+        docs give it (the docs never state "X depends on Y" between entities,
+        so no DEPENDS_ON/AFFECTS chain is promised)."""
         topic = check_query(topic, what="topic")
         top_k = check_top_k(top_k)
         scope = self.engine.scope(version, None)
@@ -132,12 +135,12 @@ class Toolbox:
         lines = [f"How **{_md(topic)}** works, from the defining sections of version {scope.version}:", "",
                  _list(evidence)]
         if needs:
-            lines += ["", "It depends on: " + ", ".join(f"{r['name']} ({r['label']})" for r in needs)]
+            lines += ["", "It requires: " + ", ".join(f"{r['name']} ({r['label']})" for r in needs)]
         if needed_by:
-            lines += ["", "Depending on it: " + ", ".join(f"{r['name']} ({r['label']})" for r in needed_by)]
+            lines += ["", "Required by: " + ", ".join(f"{r['name']} ({r['label']})" for r in needed_by)]
         return Answer(answer="\n".join(lines), evidence=evidence, confidence=search.confidence,
                       diagnostics=dict(search.diagnostics, entity=found.__dict__ if found else None,
-                                       depends_on=needs, depended_on_by=needed_by))
+                                       requires=needs, required_by=needed_by))
 
     # -- graph tools ---------------------------------------------------------
 
@@ -223,12 +226,14 @@ class Toolbox:
                       diagnostics={"source": a.__dict__, "target": b.__dict__, "hops": rows})
 
     def list_configs_affecting(self, target: str, version: str | None = None, limit: int = 20) -> Answer:
+        """A command's parameters, and the settings documented with the target
+        (the docs give no "setting X affects Y" statements to build AFFECTS from)."""
         limit = check_top_k(limit)
         scope = self.engine.scope(version, None)
         subject = self._resolve(target, _NAMED + ["Section"])
         rows = self.engine.run("configs_affecting", target_id=subject.id, doc_ids=list(scope.document_ids),
                                limit=limit)
-        how = {1: "affects it", 2: "its parameter", 3: "set in the same sections"}
+        how = {1: "its parameter", 2: "set in the same sections"}
         lines = [f"Settings that change **{_md(subject.name)}** (version {scope.version}):", ""]
         lines += [f"- {r['label']} `{r['name']}` — {how[int(r['via'])]} ({r['sections']} sections)" for r in rows]
         if not rows:
@@ -236,8 +241,7 @@ class Toolbox:
         section_ids = [str(s) for r in rows for s in r["evidence"]]
         evidence = self._evidence(section_ids, scope, content_terms(subject.name), limit)
         return Answer(answer="\n".join(lines), evidence=evidence, confidence=_graph_confidence(subject, rows),
-                      diagnostics={"subject": subject.__dict__, "settings": rows,
-                                   "affects_edges": sum(1 for r in rows if int(r["via"]) == 1)})
+                      diagnostics={"subject": subject.__dict__, "settings": rows})
 
     # -- helpers -------------------------------------------------------------
 

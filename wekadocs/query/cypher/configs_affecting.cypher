@@ -1,18 +1,14 @@
-// Configurations and Parameters that change a target: AFFECTS edges (via 1), a command's
-// own parameters (via 2), and settings mentioned in the same sections as the target (via 3).
+// Configurations and Parameters that change a target: a command's own parameters (via 1),
+// and settings mentioned in the same sections as the target (via 2).
 // params: target_id, doc_ids, limit
 %NODE(t, target_id)%
 CALL (t) {
-  MATCH (c)-[a:AFFECTS]->(t)
-  WHERE c:Configuration OR c:Parameter
-  RETURN c, 1 AS via, a.derived_from_section_id AS section_id
-  UNION
   MATCH (t)-[h:HAS_PARAMETER]->(c:Parameter)
-  RETURN c, 2 AS via, h.derived_from_section_id AS section_id
+  RETURN c, 1 AS via, h.derived_from_section_id AS section_id
   UNION
   MATCH (t)<-[:MENTIONS]-(s:Section)-[:MENTIONS]->(c)
   WHERE (c:Configuration OR c:Parameter) AND c <> t
-  RETURN c, 3 AS via, s.id AS section_id
+  RETURN c, 2 AS via, s.id AS section_id
 }
 WITH c, via, section_id
 MATCH (s:Section {id: section_id})

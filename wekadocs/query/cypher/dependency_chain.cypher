@@ -1,7 +1,8 @@
-// What a node needs: REQUIRES and DEPENDS_ON edges followed outward, up to three hops.
+// What a node requires: REQUIRES edges (a "Prerequisites" section's parent requires what it
+// names or links to) followed outward, up to three hops.
 // params: start_id, depth, doc_ids, limit
 %NODE(origin, start_id)%
-MATCH p = (origin)-[rels:REQUIRES|DEPENDS_ON*1..3]->(needed)
+MATCH p = (origin)-[rels:REQUIRES*1..3]->(needed)
 WHERE length(p) <= $depth
   AND all(x IN nodes(p) WHERE NOT x:Section OR x.document_id IN $doc_ids)
 WITH p, last(rels) AS r, needed

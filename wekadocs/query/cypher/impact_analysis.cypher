@@ -1,7 +1,7 @@
-// What depends on a node: REQUIRES, DEPENDS_ON and AFFECTS edges followed inward, up to three hops.
+// What requires a node: REQUIRES edges followed inward, up to three hops.
 // params: start_id, depth, doc_ids, limit
 %NODE(origin, start_id)%
-MATCH p = (origin)<-[rels:REQUIRES|DEPENDS_ON|AFFECTS*1..3]-(dependent)
+MATCH p = (origin)<-[rels:REQUIRES*1..3]-(dependent)
 WHERE length(p) <= $depth
   AND all(x IN nodes(p) WHERE NOT x:Section OR x.document_id IN $doc_ids)
 WITH p, last(rels) AS r, dependent
