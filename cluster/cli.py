@@ -505,7 +505,7 @@ def sources_remove(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @cli.command("eval")
 @click.argument("qrels", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--version", "version", default=None, help="Version to search (default: the newest ingested).")
+@click.option("--version", "version", default=None, help="Version to search (default: the current version of each source).")
 @click.option("--k", default=10, show_default=True, help="Cut-off for nDCG, Recall and MRR.")
 @click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the scores.")
 @click.pass_context

@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000/mcp")
     parser.add_argument("--qrels", type=Path, default=DEV)
-    parser.add_argument("--version", default=None, help="version to search (default: newest ingested)")
+    parser.add_argument("--version", default=None, help="version to search (default: the current version of each source)")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--rounds", type=int, default=2, help="passes over the questions per level")
     args = parser.parse_args()

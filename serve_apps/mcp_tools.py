@@ -28,7 +28,9 @@ from wekadocs.query.tools import EDGE_TYPES, MAX_DEPTH, Toolbox
 __all__ = ["build_mcp_server"]
 
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question, in words")]
-Version = Annotated[str | None, Field(description="docs version such as '4.4'; default: the newest ingested")]
+Version = Annotated[str | None, Field(description=(
+    "one version such as '4.4' or 'main', across every source that has it; default: the current version of "
+    "each source (its highest numeric version, or for a source with named versions only, the one ingested last)"))]
 PathPrefix = Annotated[str | None, Field(description="only pages under this path, e.g. 'operation-guide/'")]
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"how many sections to return (1-{MAX_TOP_K})")]
 Subject = Annotated[str, Field(min_length=1, max_length=500,
@@ -99,7 +101,10 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
         version: Version = None,
         top_k: TopK = 5,
     ) -> Answer:
-        """The matching alert/error, the procedures and steps that resolve it, and related commands."""
+        """The alert/event an error message is about, the procedures and steps that resolve it, and related commands.
+
+        Paste the name (ClockSkew) or the message as shown ("Clock skew on server"): it is matched by its words
+        against the alert and event tables; when nothing matches well, the closest sections are returned."""
         return call("troubleshoot_error", error=error, version=version, top_k=top_k)
 
     @mcp.tool(annotations=_READ_ONLY)
@@ -119,12 +124,14 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
     @mcp.tool(annotations=_READ_ONLY)
     def explain_ranking(query: Query, version: Version = None, path_prefix: PathPrefix = None,
                         top_k: TopK = 10) -> Answer:
-        """Why search_documentation ranks its results as it does: every feature of every result."""
+        """Why search_documentation ranks its results as it does: every feature of every result
+        (semantic, keyword, heading, coverage, graph, entity) and the weights that blend them."""
         return call("explain_ranking", query=query, version=version, path_prefix=path_prefix, top_k=top_k)
 
     @mcp.tool(annotations=_READ_ONLY)
     def show_path(source: Subject, target: Subject, version: Version = None) -> Answer:
-        """How two entities are related: a shortest path of at most three hops, with evidence per hop."""
+        """How two entities are related: a shortest path of at most three hops inside the version (every
+        section on it, and the section each edge came from), with evidence per hop."""
         return call("show_path", source=source, target=target, version=version)
 
     @mcp.tool(annotations=_READ_ONLY)

@@ -24,16 +24,26 @@ from tests.prometheus_text import wait_for_series
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import Settings
 
+# A known question per tool about the slice (its version passed: other modules
+# add sources, and a call without a version covers each source's current one),
+# and a page its evidence must cite.
 TOOLS = {
     "search_documentation": {"query": "fixed port for NFS mountd", "top_k": 3},
     "traverse_relationships": {"start": "ClockSkew"},
     "compare_systems": {"first": "weka nfs global-config set", "second": "weka nfs interface-group add"},
-    "troubleshoot_error": {"error": "ClockSkew"},
+    "troubleshoot_error": {"error": "Clock skew on server"},
     "explain_architecture": {"topic": "tiering"},
     "disambiguate": {"term": "mountd"},
     "explain_ranking": {"query": "deactivate a license", "top_k": 3},
     "show_path": {"source": "DriveCriticalWarnings", "target": "weka cluster drive deactivate"},
     "list_configs_affecting": {"target": "weka nfs global-config set"},
+}
+NFS = "additional-protocols/nfs-support/nfs-support-1.md"
+ALERTS = "operation-guide/alerts/list-of-alerts.md"
+CITES = {
+    "search_documentation": NFS, "traverse_relationships": ALERTS, "compare_systems": NFS,
+    "troubleshoot_error": ALERTS, "explain_architecture": "weka-system-overview/", "disambiguate": NFS,
+    "explain_ranking": "licensing/", "show_path": ALERTS, "list_configs_affecting": NFS,
 }
 
 
@@ -89,9 +99,11 @@ def test_initialize_and_list_tools(served: ServedApp) -> None:
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_every_tool_answers_with_evidence(served: ServedApp, tool: str) -> None:
-    result = call(served.url, tool, TOOLS[tool])
+    result = call(served.url, tool, dict(TOOLS[tool], version=VERSION))
     assert not result.is_error, result.content
     structured = result.structured_content
+    paths = [evidence["path"] for evidence in structured["evidence"]]
+    assert any(path.startswith(CITES[tool]) for path in paths), (tool, paths)
     assert set(structured) >= {"answer", "evidence", "confidence", "diagnostics"}
     assert 0.0 <= structured["confidence"] <= 1.0
     assert json.loads(result.content[0].text)["answer"] == structured["answer"]

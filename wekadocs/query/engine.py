@@ -27,8 +27,9 @@ from wekadocs.errors import QueryError, VectorStoreError
 from wekadocs.graph_schema import FULLTEXT_INDEX
 from wekadocs.query.answer import Evidence, snippet
 from wekadocs.query.query_text import MAX_QUERY_CHARS, content_terms, lucene_query
-from wekadocs.query.ranking import confidence, score_candidates, version_key, word_set
+from wekadocs.query.ranking import confidence, score_candidates, word_set
 from wekadocs.query.retrieval import Candidate, Pool
+from wekadocs.query.scope import Scope, SourceVersion, current_versions, source_versions, version_key
 from wekadocs.query.templates import template
 from wekadocs.vector_store import VectorStore
 
@@ -42,13 +43,6 @@ SEEDS = 10  # fused candidates whose neighbours join the pool
 CACHE_S = 10.0  # versions and page lists change only when something is ingested
 
 Encoder = Callable[[list[str]], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Scope:
-    version: str
-    path_prefix: str
-    document_ids: tuple[str, ...]
 
 
 @dataclass
@@ -101,37 +95,50 @@ class QueryEngine:
     # -- scope ---------------------------------------------------------------
 
     def versions(self) -> list[str]:
-        rows = self._cached(("versions",), lambda: self.run("versions", limit=200))
-        return sorted((str(r["version"]) for r in rows), key=version_key)
+        """Every ingested version label, oldest first."""
+        return sorted({v.version for v in self.source_versions()}, key=version_key)
+
+    def source_versions(self) -> list[SourceVersion]:
+        return self._cached(("sources",), lambda: source_versions(self.run("source_versions", limit=200)))
 
     def scope(self, version: str | None, path_prefix: str | None) -> Scope:
-        known = self.versions()
-        if not known:
+        """The pages a question covers: ``version`` across every source that
+        has it, or without one the current version of each source
+        (``scope.py`` says which that is)."""
+        held = self.source_versions()
+        if not held:
             raise QueryError("nothing is ingested yet: run `wekadocs ingest PATH` first")
-        chosen = version or known[-1]
-        if chosen not in known:
-            raise QueryError(f"version {chosen!r} is not ingested; have {', '.join(known)}")
+        if version:
+            pairs = sorted((v.source, v.version) for v in held if v.version == version)
+            if not pairs:
+                known = ", ".join(self.versions())
+                raise QueryError(f"version {version!r} is not ingested; have {known}")
+        else:
+            pairs = sorted(current_versions(held).items())
         prefix = (path_prefix or "").lstrip("/")
-        rows = self._cached(("docs", chosen, prefix), lambda: self.run(
-            "version_documents", version=chosen, path_prefix=prefix, limit=1))
+        rows = self._cached(("docs", prefix, *(f"{s}\0{v}" for s, v in pairs)), lambda: self.run(
+            "scope_documents", pairs=[{"source": s, "version": v} for s, v in pairs], path_prefix=prefix,
+            limit=1))
         ids = tuple(rows[0]["ids"]) if rows else ()
+        scope = Scope(version or None, tuple(pairs), prefix, ids)
         if not ids:
-            raise QueryError(f"no page of version {chosen!r} lies under {prefix!r}")
-        return Scope(chosen, prefix, ids)
+            raise QueryError(f"no page of {scope.label} lies under {prefix!r}")
+        return scope
 
     # -- search --------------------------------------------------------------
 
     def search(self, query: str, *, version: str | None = None, path_prefix: str | None = None,
-               top_k: int = 10, use_keyword: bool = True, use_vector: bool = True,
-               use_graph: bool = True) -> SearchResult:
-        """Ranked sections for a question. The ``use_*`` switches exist for the
-        baselines ``wekadocs eval`` measures against."""
+               scope: Scope | None = None, top_k: int = 10, use_keyword: bool = True,
+               use_vector: bool = True, use_graph: bool = True) -> SearchResult:
+        """Ranked sections for a question, in ``scope`` when a tool has one
+        already, else in ``version`` and ``path_prefix``. The ``use_*``
+        switches exist for the baselines ``wekadocs eval`` measures against."""
         query = check_query(query)
         top_k = check_top_k(top_k)
         stages: dict[str, float] = {}
         diagnostics: dict[str, Any] = {"degraded": False, "stages_ms": stages}
         with _timed(stages, "scope"):
-            scope = self.scope(version, path_prefix)
+            scope = scope or self.scope(version, path_prefix)
         # Keyword and vector retrieval are independent: run them side by side
         # (the model and the drivers release the GIL while they wait or compute).
         keyword = self._workers.submit(_timed_call, stages, "keyword", self._keyword, query, scope) \
@@ -160,7 +167,7 @@ class QueryEngine:
         with _timed(stages, "rank"):
             terms = content_terms(query)
             ranked = _one_per_heading(score_candidates(candidates, terms, query, self._word_set))
-        diagnostics.update(version=scope.version, candidates=len(pool), seeds_keyword=sum(
+        diagnostics.update(version=scope.version, scope=scope.as_dict(), candidates=len(pool), seeds_keyword=sum(
             1 for c in pool.by_id.values() if c.keyword_rank is not None), seeds_vector=sum(
             1 for c in pool.by_id.values() if c.vector_rank is not None))
         return SearchResult(ranked, scope, diagnostics, confidence(ranked), terms)
@@ -182,16 +189,25 @@ class QueryEngine:
         if self.vectors is None or self.encode is None:
             diagnostics.update(degraded=True, degraded_reason="no vector store configured")
             return [], None
+        # A version asked for is one filter value; the current versions of
+        # several sources are any of theirs, and the pages in scope decide.
+        # Where the filter admits pages out of scope (a path prefix, another
+        # version of a source under a label in scope), search deeper.
+        versions = scope.versions
+        where: dict[str, Any] = {"version": versions[0] if len(versions) == 1 else versions}
+        admitted = {(v.source, v.version) for v in self.source_versions() if v.version in versions}
+        narrowed = bool(scope.path_prefix) or not admitted <= set(scope.sources)
         try:
             vector = self.encode([query])[0]
-            depth = VECTOR_DEPTH * (4 if scope.path_prefix else 1)
-            hits = self.vectors.search(self.vector_alias, vector.tolist(), depth, {"version": scope.version})
+            depth = VECTOR_DEPTH * (4 if narrowed else 1)
+            hits = self.vectors.search(self.vector_alias, vector.tolist(), depth, where)
         except (VectorStoreError, OSError, RuntimeError) as exc:
             self.vector_failure = f"vector search failed: {exc}"
             diagnostics.update(degraded=True, degraded_reason=self.vector_failure)
             return [], None
         self.vector_failure = None
-        kept = [(h.id, h.score) for h in hits if str(h.payload.get("path", "")).startswith(scope.path_prefix)]
+        allowed = set(scope.document_ids)
+        kept = [(h.id, h.score) for h in hits if h.payload.get("document_id") in allowed]
         return kept[:VECTOR_DEPTH], vector
 
     def _details(self, pool: Pool, scope: Scope) -> list[Candidate]:

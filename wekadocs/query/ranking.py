@@ -1,8 +1,16 @@
 """Blending a candidate's evidence into one score, and the confidence of an answer.
 
-Every feature lies in [0, 1] so the weights read as shares. The weights were
-set on the dev questions (``wekadocs eval``); README "Retrieval quality" has
-the figures. Ties break on section id, so the same graph gives the same order.
+Every feature lies in [0, 1] and the weights sum to 1, so they read as
+shares. The weights were set on the dev questions (``wekadocs eval``); README
+"Retrieval quality" has the figures. Ties break on section id, so the same
+graph gives the same order.
+
+There is no recency feature. It used to be the rank of a result's version
+among the pool's versions, but a search covers one version per source, so it
+was the same for every result; and when a page was last ingested says when we
+read it, not how current its text is. The tuned weights of the other features
+keep their ratios (each divided by 0.95, the share they held together), so
+a ranking within a version stays as it was.
 """
 
 from __future__ import annotations
@@ -12,28 +20,11 @@ from collections.abc import Callable, Sequence
 
 from wekadocs.query.retrieval import Candidate
 
-__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "version_key", "word_set"]
+__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "word_set"]
 
-WEIGHTS: dict[str, float] = {
-    "semantic": 0.38,
-    "keyword": 0.19,
-    "heading": 0.09,
-    "coverage": 0.19,
-    "graph": 0.05,
-    "entity": 0.05,
-    "recency": 0.05,
-}
+_TUNED = {"semantic": 0.38, "keyword": 0.19, "heading": 0.09, "coverage": 0.19, "graph": 0.05, "entity": 0.05}
+WEIGHTS: dict[str, float] = {name: round(weight / sum(_TUNED.values()), 6) for name, weight in _TUNED.items()}
 FEATURES = tuple(WEIGHTS)
-
-
-def version_key(version: str) -> tuple[int, tuple[int, ...], str]:
-    """Numeric versions in numeric order (4.10 after 4.9); names such as
-    ``master`` sort before them, so "newest" means the newest release."""
-    parts = version.split(".")
-    if all(p.isdigit() for p in parts):
-        return (1, tuple(int(p) for p in parts), version)
-    return (0, (), version)
-
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -60,13 +51,11 @@ def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: s
     cosines = [c.cosine for c in candidates if c.cosine is not None]
     low, high = (min(cosines), max(cosines)) if cosines else (0.0, 1.0)
     top_graph = max((c.graph for c in candidates), default=0.0) or 1.0
-    versions = sorted({str(c.details.get("version", "")) for c in candidates}, key=version_key)
     lowered = query.lower()
     for c in candidates:
         trail = " ".join(str(t) for t in c.details.get("trail") or [])  # type: ignore[union-attr]
         heading = words(f"{c.details.get('heading', '')} {trail}")
         body = heading | words(str(c.details.get("text", "")))
-        version = str(c.details.get("version", ""))
         c.features = {
             "semantic": (c.cosine - low) / (high - low or 1.0) if c.cosine is not None else 0.0,
             "keyword": c.bm25 / top_bm25,
@@ -74,7 +63,6 @@ def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: s
             "coverage": _share(terms, body),
             "graph": c.graph / top_graph,
             "entity": 1.0 if any(len(n) >= 4 and n in lowered for n in c.entity_names) else 0.0,
-            "recency": (versions.index(version) + 1) / len(versions) if version in versions else 0.0,
         }
         c.score = sum(WEIGHTS[name] * value for name, value in c.features.items())
     return sorted(candidates, key=lambda c: (-round(c.score, 9), c.section_id))

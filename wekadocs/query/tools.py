@@ -6,7 +6,11 @@ types first, but in-process callers get the same clear errors).
 
 Graph tools start from a *subject*: an entity or section id, or a name that
 the entity full-text index resolves (an exact, case-insensitive name match
-wins over a partial one).
+wins over a partial one). ``troubleshoot_error`` matches a pasted message
+against the alert and event rows instead (``error_match.py``).
+
+Every tool answers from one scope (``scope.py``): the version asked for, or
+else the current version of each source.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from wekadocs.errors import QueryError
 from wekadocs.graph_schema import DERIVED_EDGE_TYPES, ENTITY_INDEX
 from wekadocs.query.answer import Answer, Evidence
 from wekadocs.query.engine import QueryEngine, Scope, check_query, check_top_k, evidence_of
+from wekadocs.query.error_match import MIN_SCORE, ErrorMatch, match_errors, message_words
 from wekadocs.query.query_text import content_terms, lucene_words
 from wekadocs.query.ranking import WEIGHTS
 from wekadocs.query.retrieval import Candidate
@@ -50,7 +55,7 @@ class Toolbox:
                              top_k: int = 10) -> Answer:
         result = self.engine.search(query, version=version, path_prefix=path_prefix, top_k=top_k)
         evidence = result.evidence(top_k)
-        lines = [f"Sections answering **{_md(query)}** (version {result.scope.version}):", ""]
+        lines = [f"Sections answering **{_md(query)}** ({result.scope.label}):", ""]
         lines += [f"{n}. **{_md(e.heading)}** — `{e.path}#{e.anchor}` (score {e.score:.3f})\n   > {_oneline(e.snippet)}"
                   for n, e in enumerate(evidence, 1)] or ["No section matched."]
         return Answer(answer="\n".join(lines), evidence=evidence, confidence=result.confidence,
@@ -79,14 +84,17 @@ class Toolbox:
         error = check_query(error, what="error")
         top_k = check_top_k(top_k)
         scope = self.engine.scope(version, None)
-        found = self._find(error, ["Error"])
-        search = self.engine.search(error, version=scope.version, top_k=top_k)
-        if found is None:
+        search = self.engine.search(error, scope=scope, top_k=top_k)
+        matches = self._match_errors(error, scope)
+        best = matches[0] if matches and matches[0].score >= MIN_SCORE else None
+        candidates = [{"name": m.name, "score": m.score} for m in matches[:5]]
+        if best is None:
             evidence = search.evidence(top_k)
-            text = (f"No alert or error named like **{_md(error)}** is known in version {scope.version}; "
+            text = (f"No alert or error like **{_md(error)}** is known in {scope.label}; "
                     "the closest sections:\n\n" + _list(evidence))
             return Answer(answer=text, evidence=evidence, confidence=round(search.confidence * 0.5, 3),
-                          diagnostics=dict(search.diagnostics, error_entity=None))
+                          diagnostics=dict(search.diagnostics, error_entity=None, error_candidates=candidates))
+        found = Subject(best.id, "Error", best.name, best.exact)
         paths = self.engine.run("troubleshooting_path", error_id=found.id, doc_ids=list(scope.document_ids),
                                 limit=20)
         context = self.engine.run("error_context", error_id=found.id, doc_ids=list(scope.document_ids), limit=10)
@@ -96,7 +104,9 @@ class Toolbox:
         evidence = self._evidence(resolving + mentioned, scope, content_terms(error), top_k)
         cited = {e.section_id for e in evidence}
         evidence += [e for e in search.evidence(top_k) if e.section_id not in cited]
-        lines = [f"**{_md(found.name)}** ({found.label}) in version {scope.version}.", ""]
+        lines = [f"**{_md(found.name)}** ({found.label}) in {scope.label}.", ""]
+        if not best.exact:
+            lines += [f"Matched on: {_md(best.line)}", ""]
         shown = {e.section_id: e for e in evidence}
         for row in paths:
             where = shown.get(str(row["section_id"]))
@@ -110,11 +120,13 @@ class Toolbox:
         if not paths:
             lines.append("No procedure is recorded as resolving it; the sections that mention it follow.")
         lines += ["", _list(evidence[:top_k])]
-        score = 0.9 if found.exact else 0.6
+        score = 0.9 if found.exact else 0.9 * best.score
         return Answer(answer="\n".join(lines), evidence=evidence[: top_k * 2],
                       confidence=round(score * (1.0 if paths else 0.7), 3),
-                      diagnostics={"error_entity": found.__dict__, "resolving_sections": resolving,
-                                   "related_commands": commands, "degraded": search.diagnostics["degraded"]})
+                      diagnostics={"error_entity": found.__dict__, "match_score": best.score,
+                                   "error_candidates": candidates, "resolving_sections": resolving,
+                                   "related_commands": commands, "degraded": search.diagnostics["degraded"],
+                                   "scope": scope.as_dict()})
 
     def explain_architecture(self, topic: str, version: str | None = None, top_k: int = 8) -> Answer:
         """Defining sections, and the REQUIRES edges the prerequisites of the
@@ -123,7 +135,7 @@ class Toolbox:
         topic = check_query(topic, what="topic")
         top_k = check_top_k(top_k)
         scope = self.engine.scope(version, None)
-        search = self.engine.search(topic, version=scope.version, top_k=top_k)
+        search = self.engine.search(topic, scope=scope, top_k=top_k)
         found = self._find(topic, ["Concept", "Component", "Configuration", "Command"])
         needs: list[dict[str, Any]] = []
         needed_by: list[dict[str, Any]] = []
@@ -132,7 +144,7 @@ class Toolbox:
             needs = self.engine.run("dependency_chain", start_id=found.id, depth=2, doc_ids=docs, limit=50)
             needed_by = self.engine.run("impact_analysis", start_id=found.id, depth=2, doc_ids=docs, limit=50)
         evidence = search.evidence(top_k)
-        lines = [f"How **{_md(topic)}** works, from the defining sections of version {scope.version}:", "",
+        lines = [f"How **{_md(topic)}** works, from the defining sections of {scope.label}:", "",
                  _list(evidence)]
         if needs:
             lines += ["", "It requires: " + ", ".join(f"{r['name']} ({r['label']})" for r in needs)]
@@ -162,20 +174,21 @@ class Toolbox:
         lines += [f"- hop {r['hop']}: -[{r['type']}]- {r['label']} **{_md(str(r['name']))}**"
                   f" (from section `{str(r['section_id'])[:12]}`)" for r in rows] or ["No edges of those types."]
         return Answer(answer="\n".join(lines), evidence=evidence, confidence=_graph_confidence(subject, rows),
-                      diagnostics={"subject": subject.__dict__, "edges": rows, "version": scope.version})
+                      diagnostics={"subject": subject.__dict__, "edges": rows, "version": scope.version,
+                                   "scope": scope.as_dict()})
 
     def compare_systems(self, first: str, second: str, version: str | None = None,
                         second_version: str | None = None) -> Answer:
         first, second = check_query(first, what="first"), check_query(second, what="second")
         scope_a = self.engine.scope(version, None)
-        scope_b = self.engine.scope(second_version or scope_a.version, None)
+        scope_b = self.engine.scope(second_version, None) if second_version else scope_a
         if _is_page(first):
             return self._compare_pages(first, second if _is_page(second) else first, scope_a, scope_b)
         facts = [self._facts(name, scope) for name, scope in ((first, scope_a), (second, scope_b))]
         (a, fa), (b, fb) = facts
         only_a = sorted(set(fa["parameters"]) - set(fb["parameters"]))
         only_b = sorted(set(fb["parameters"]) - set(fa["parameters"]))
-        lines = [f"| | {_md(a.name)} ({scope_a.version}) | {_md(b.name)} ({scope_b.version}) |", "|---|---|---|",
+        lines = [f"| | {_md(a.name)} ({_short(scope_a)}) | {_md(b.name)} ({_short(scope_b)}) |", "|---|---|---|",
                  f"| kind | {a.label} | {b.label} |",
                  f"| sections | {len(fa['sections'])} | {len(fb['sections'])} |",
                  f"| parameters | {', '.join(fa['parameters']) or '—'} | {', '.join(fb['parameters']) or '—'} |",
@@ -205,7 +218,8 @@ class Toolbox:
             evidence += shown
         return Answer(answer="\n".join(lines), evidence=evidence,
                       confidence=round(1.0 / len(candidates), 3),
-                      diagnostics={"candidates": [c.__dict__ for c in candidates], "version": scope.version})
+                      diagnostics={"candidates": [c.__dict__ for c in candidates], "version": scope.version,
+                                   "scope": scope.as_dict()})
 
     def show_path(self, source: str, target: str, version: str | None = None) -> Answer:
         scope = self.engine.scope(version, None)
@@ -213,17 +227,20 @@ class Toolbox:
         b = self._resolve(target, _NAMED + ["Section"])
         if a.id == b.id:
             raise QueryError("source and target name the same node")
-        rows = self.engine.run("shortest_path", source_id=a.id, target_id=b.id, limit=10)
+        rows = self.engine.run("shortest_path", source_id=a.id, target_id=b.id,
+                               doc_ids=list(scope.document_ids), limit=10)
         evidence = self._evidence([str(r["section_id"]) for r in rows], scope,
                                   content_terms(f"{a.name} {b.name}"), 10)
         if not rows:
-            text = f"No path of at most {MAX_DEPTH} hops joins **{_md(a.name)}** and **{_md(b.name)}**."
+            text = (f"No path of at most {MAX_DEPTH} hops joins **{_md(a.name)}** and **{_md(b.name)}** "
+                    f"in {scope.label}.")
         else:
             hops = [f"{n}. {_md(str(r['from_name']))} -[{r['type']}]- {r['label']} **{_md(str(r['name']))}**"
                     for n, r in enumerate(rows, 1)]
-            text = f"**{_md(a.name)}** → **{_md(b.name)}** in {len(rows)} hops:\n\n" + "\n".join(hops)
+            text = f"**{_md(a.name)}** → **{_md(b.name)}** in {len(rows)} hops ({scope.label}):\n\n" + "\n".join(hops)
         return Answer(answer=text, evidence=evidence, confidence=_graph_confidence(a, rows, b),
-                      diagnostics={"source": a.__dict__, "target": b.__dict__, "hops": rows})
+                      diagnostics={"source": a.__dict__, "target": b.__dict__, "hops": rows,
+                                   "scope": scope.as_dict()})
 
     def list_configs_affecting(self, target: str, version: str | None = None, limit: int = 20) -> Answer:
         """A command's parameters, and the settings documented with the target
@@ -234,7 +251,7 @@ class Toolbox:
         rows = self.engine.run("configs_affecting", target_id=subject.id, doc_ids=list(scope.document_ids),
                                limit=limit)
         how = {1: "its parameter", 2: "set in the same sections"}
-        lines = [f"Settings that change **{_md(subject.name)}** (version {scope.version}):", ""]
+        lines = [f"Settings that change **{_md(subject.name)}** ({scope.label}):", ""]
         lines += [f"- {r['label']} `{r['name']}` — {how[int(r['via'])]} ({r['sections']} sections)" for r in rows]
         if not rows:
             lines.append("None recorded.")
@@ -256,6 +273,14 @@ class Toolbox:
         subjects = [Subject(str(r["id"]), str(r["label"]), str(r["name"]), str(r["name"]).casefold() == wanted)
                     for r in rows]
         return sorted(subjects, key=lambda s: not s.exact)  # stable: exact names first, then by score
+
+    def _match_errors(self, message: str, scope: Scope) -> list[ErrorMatch]:
+        """The Errors in scope a message may be about, best first."""
+        words = message_words(message)
+        if not words:
+            return []
+        rows = self.engine.run("error_lines", doc_ids=list(scope.document_ids), words=words, eol="\n", limit=200)
+        return match_errors(message, rows)
 
     def _resolve(self, term: str, labels: list[str]) -> Subject:
         found = self._find(term, labels)
@@ -280,18 +305,18 @@ class Toolbox:
         return subject, {k: list(facts[k]) for k in ("parameters", "sections", "requires")}
 
     def _compare_pages(self, first: str, second: str, a: Scope, b: Scope) -> Answer:
-        rows_a = self.engine.run("as_of_version", path=first, version=a.version, limit=200)
-        rows_b = self.engine.run("as_of_version", path=second, version=b.version, limit=200)
+        rows_a, version_a = self._page(first, a)
+        rows_b, version_b = self._page(second, b)
         if not rows_a and not rows_b:
-            raise QueryError(f"no page {first!r} in version {a.version} or {second!r} in {b.version}")
+            raise QueryError(f"no page {first!r} in {a.label} or {second!r} in {b.label}")
         heads_a = {str(r["heading"]): str(r["checksum"]) for r in rows_a}
         heads_b = {str(r["heading"]): str(r["checksum"]) for r in rows_b}
         added = [h for h in heads_b if h not in heads_a]
         removed = [h for h in heads_a if h not in heads_b]
         changed = [h for h in heads_a if h in heads_b and heads_a[h] != heads_b[h]]
-        lines = [f"`{first}` in {a.version} vs `{second}` in {b.version}:", "",
-                 f"- only in {b.version}: {', '.join(map(_md, added)) or 'nothing'}",
-                 f"- only in {a.version}: {', '.join(map(_md, removed)) or 'nothing'}",
+        lines = [f"`{first}` in {version_a} vs `{second}` in {version_b}:", "",
+                 f"- only in {version_b}: {', '.join(map(_md, added)) or 'nothing'}",
+                 f"- only in {version_a}: {', '.join(map(_md, removed)) or 'nothing'}",
                  f"- changed: {', '.join(map(_md, changed)) or 'nothing'}",
                  f"- unchanged: {len(heads_a) - len(removed) - len(changed)} sections"]
         ids_b = [str(r["section_id"]) for r in rows_b if r["heading"] in added + changed]
@@ -299,6 +324,14 @@ class Toolbox:
         evidence = self._evidence(ids_b, b, [], 20) + self._evidence(ids_a, a, [], 20)
         return Answer(answer="\n".join(lines), evidence=evidence, confidence=1.0,
                       diagnostics={"added": added, "removed": removed, "changed": changed})
+
+    def _page(self, path: str, scope: Scope) -> tuple[list[dict[str, Any]], str]:
+        """A page's sections in a scope, and its version ("—" when it has none there)."""
+        rows = self.engine.run("as_of_version", path=path, doc_ids=list(scope.document_ids), limit=200)
+        documents = {str(r["document_id"]): str(r["version"]) for r in rows}
+        if len(documents) > 1:
+            raise QueryError(f"{path!r} is a page of several sources in {scope.label}; pass a version")
+        return rows, next(iter(documents.values()), "—")
 
     def _evidence(self, section_ids: Sequence[str], scope: Scope, terms: list[str], limit: int) -> list[Evidence]:
         """Evidence for sections in the order given (each once), inside the scope."""
@@ -326,6 +359,11 @@ def _graph_confidence(subject: Subject, rows: Sequence[Any], other: Subject | No
     name match or an empty neighbourhood does not."""
     exact = subject.exact and (other is None or other.exact)
     return round((0.9 if exact else 0.6) * (1.0 if rows else 0.5), 3)
+
+
+def _short(scope: Scope) -> str:
+    """A scope in a table header: its version, or "current"."""
+    return scope.version or "current"
 
 
 def _is_page(text: str) -> bool:
