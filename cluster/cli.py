@@ -373,10 +373,11 @@ def _add(ctx: click.Context, as_json: bool, **fields: Any) -> None:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise SourceError(f"invalid source: {problems}") from exc
-    SourceAdmin(_settings(ctx)).add(config)
+    saved = SourceAdmin(_settings(ctx)).add(config)
     _emit(as_json, config.model_dump(), [f"added {config.kind} source {config.name} "
                                          f"(version {config.effective_version}); it is polled every "
-                                         f"{config.interval_s:g} s while `wekadocs serve` runs"])
+                                         f"{config.interval_s:g} s while `wekadocs serve` runs"]
+          + [f"saved secret {name} to the secrets folder (mode 0600)" for name in saved])
 
 
 @sources.group("add")
@@ -464,16 +465,30 @@ def sources_status(ctx: click.Context, as_json: bool) -> None:
         breaker = live.get(name, {}).get("state", st.get("breaker", "not polled yet"))
         lines.append(f"{name:<20} breaker {breaker:<10} last {st.get('last_status', '-'):<12} "
                      f"events {st.get('events_total', '0'):<6} cursor {source['cursor'] or '-'}"
-                     + (f"  error: {st['last_error']}" if st.get("last_error") else ""))
+                     + (f"  error: {st['last_error']}" if st.get("last_error") else "")
+                     + _loop_note(live.get(name, {})))
     if "error" in status["actors"]:
         lines.append(f"actors: {status['actors']['error']}")
     elif not status["actors"].get("supervisor_running"):
         lines.append("pollers: not running (start them with `wekadocs serve`)")
+    if status["actors"].get("watch"):
+        note = _loop_note(status["actors"]["watch"])
+        if note:
+            lines.append(f"source watch:{note}")
     consumer = status["actors"].get("consumer") or {}
     if consumer:
         lines.append(f"consumer {consumer['name']}: {consumer['acknowledged']} events applied, "
-                     f"{consumer['retry_later']} left for retry, {consumer['pages']} pages read")
+                     f"{consumer['retry_later']} left for retry, {consumer.get('dead_lettered', 0)} dead-lettered, "
+                     f"{consumer['pages']} pages read" + _loop_note(consumer))
     _emit(as_json, status, lines)
+
+
+def _loop_note(live: dict[str, Any]) -> str:
+    """Nothing for a loop that runs; else its state, restarts and last crash."""
+    if live.get("loop", "running") == "running" and not live.get("restarts"):
+        return ""
+    return (f"  loop {live.get('loop')} ({live.get('restarts', 0)} restarts"
+            + (f"; last crash: {live['last_crash']}" if live.get("last_crash") else "") + ")")
 
 
 @sources.command("poll")
@@ -501,6 +516,33 @@ def sources_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     _emit(as_json, report.as_dict(), [
         f"removed {name}: {report.documents_deleted} documents, {report.sections_deleted} sections, "
         f"{report.vectors_deleted} vectors deleted"])
+
+
+# --- queue --------------------------------------------------------------------------
+
+
+@cli.group()
+def queue() -> None:
+    """The change queue between sources and ingestion."""
+
+
+@queue.command("dead-letters")
+@click.option("--replay", is_flag=True, help="Put the dead letters' events back in the queue.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def queue_dead_letters(ctx: click.Context, replay: bool, as_json: bool) -> None:
+    """Change events moved aside after failing on every allowed delivery
+    (WEKADOCS_QUEUE_MAX_DELIVERIES), and entries that were never valid events."""
+    from cluster.queue_admin import dead_letters
+
+    report = dead_letters(_settings(ctx), replay=replay)
+    lines = [f"{letter.entry_id}  {letter.event.source + ' ' + repr(letter.event.path) if letter.event else '(not an event)'}"
+             f"  deliveries {letter.deliveries}  error: {letter.error}" for letter in report.letters]
+    lines = lines or ["no dead letters"]
+    if replay:
+        lines.append(f"replayed {report.replayed}; {report.remaining} left (entries that are not events stay)")
+    _emit(as_json, report.as_dict(), lines)
 
 
 @cli.command("eval")

@@ -5,7 +5,8 @@ Both are named, detached Ray actors (restarted by Ray if they die) and thin
 shells: the polling step is ``connectors.poller.SourcePoller``, the draining
 step ``pipelines.change_consumer.ChangeConsumer``. Everything they must not
 lose lives in Redis (queue, cursors, statuses), so a restarted actor carries
-on where the dead one stopped.
+on where the dead one stopped. Their loops run in ``SupervisedThread``s: a
+crash of a loop (not of the actor) restarts that loop, and the status shows it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -22,6 +24,7 @@ import redis
 from ray.actor import ActorHandle
 
 from cluster.freshness_metrics import BREAKER_VALUES, ConsumerMetrics, SupervisorMetrics
+from cluster.supervised import SupervisedThread
 from connectors.factory import open_connector
 from connectors.poller import SourcePoller
 from connectors.source_connector import SourceConnector
@@ -31,12 +34,13 @@ from wekadocs.change_queue import ChangeQueue
 from wekadocs.embedder import Embedder
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
+from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
 
 __all__ = ["SourceSupervisor", "ChangeConsumerActor", "start_freshness", "stop_freshness", "SUPERVISOR",
-           "CONSUMER", "freshness_status", "source_environment"]
+           "CONSUMER", "freshness_status", "save_source_secrets"]
 
 SUPERVISOR = "wekadocs-sources"
 CONSUMER = "wekadocs-consumer"
@@ -56,13 +60,12 @@ class _PollerThread:
         self.poller = poller
         self.metrics = metrics
         self.wake = threading.Event()
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, name=f"poll-{poller.name}", daemon=True)
-        self.thread.start()
+        self.stopping = threading.Event()
+        self.loop = SupervisedThread(f"poll-{poller.name}", self._run, self.stopping)
 
     def _run(self) -> None:
         woken = False
-        while not self.stopped:
+        while not self.stopping.is_set():
             if woken or self.poller.due():
                 try:
                     outcome = self.poller.poll()
@@ -79,7 +82,7 @@ class _PollerThread:
             self.wake.clear()
 
     def stop(self) -> None:
-        self.stopped = True
+        self.stopping.set()
         self.wake.set()
 
 
@@ -94,17 +97,18 @@ class SourceSupervisor:
         self.queue = ChangeQueue(client, capacity=settings.queue_capacity)
         self.state = SourceState(client)
         self.mirrors = settings.data_dir / "mirrors" / "poll"
+        self.secrets = SecretStore(settings.effective_secrets_dir)
         self.metrics = SupervisorMetrics()
         self.threads: dict[str, _PollerThread] = {}
         self.configs: dict[str, SourceConfig] = {}
         self.broken: dict[str, SourceConfig] = {}  # configurations that cannot be opened, until they change
-        self.stopped = False
+        self.stopping = threading.Event()
         self.lock = threading.Lock()
-        threading.Thread(target=self._watch, name="sources-watch", daemon=True).start()
+        self.watch = SupervisedThread("sources-watch", self._watch, self.stopping)
 
     def _watch(self) -> None:
         last_sync = 0.0
-        while not self.stopped:
+        while not self.stopping.is_set():
             try:
                 if time.monotonic() - last_sync >= SYNC_S:
                     self._sync()
@@ -118,7 +122,7 @@ class SourceSupervisor:
                         self.threads[name].wake.set()
             except WekadocsError as exc:
                 log.warning("source supervisor: %s", exc)
-                time.sleep(1)
+                self.stopping.wait(1)
 
     def _sync(self) -> None:
         """Pollers follow the registry: new sources start, removed ones stop,
@@ -133,7 +137,7 @@ class SourceSupervisor:
                 if name in self.threads or self.broken.get(name) == config:
                     continue
                 try:
-                    connector = open_connector(config, mirrors=self.mirrors)
+                    connector = open_connector(config, mirrors=self.mirrors, secrets=self.secrets)
                 except WekadocsError as exc:  # e.g. its token variable is not set: the others still run
                     self.broken[name] = config
                     self.state.record(name, {"last_status": "misconfigured", "last_error": str(exc)[:500],
@@ -153,12 +157,16 @@ class SourceSupervisor:
 
     def status(self) -> dict[str, dict[str, Any]]:
         with self.lock:
-            return {name: {**t.poller.breaker.snapshot(), "alive": t.thread.is_alive(),
+            return {name: {**t.poller.breaker.snapshot(), **t.loop.snapshot(), "alive": t.loop.thread.is_alive(),
                            "next_poll_in_s": round(max(0.0, t.poller.next_due - t.poller.clock()), 1)}
                     for name, t in self.threads.items()}
 
+    def watch_status(self) -> dict[str, object]:
+        """The registry watch and trigger loop (it starts and stops the pollers)."""
+        return self.watch.snapshot()
+
     def stop(self) -> None:
-        self.stopped = True
+        self.stopping.set()
         with self.lock:
             for thread in self.threads.values():
                 thread.stop()
@@ -178,36 +186,38 @@ class ChangeConsumerActor:
         client = _redis(settings)
         self.registry = SourceRegistry(client)
         self.mirrors = settings.data_dir / "mirrors" / f"read-{uuid.uuid4().hex[:8]}"
+        self.secrets = SecretStore(settings.effective_secrets_dir)
         self.connectors: dict[str, tuple[SourceConfig, SourceConnector]] = {}
         encoder = Embedder(settings.embedding_model, device="cpu", batch_size=32, threads=1)
         ingestor = Ingestor(settings, GraphStore.connect(settings), vector_store_for(settings), progress=False,
                             encoder=encoder)
         self.consumer = ChangeConsumer(ChangeQueue(client, capacity=settings.queue_capacity), self.registry, ingestor, self._connector,
-                                       name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms)
+                                       name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms,
+                                       max_deliveries=settings.queue_max_deliveries)
         self.metrics = ConsumerMetrics()
         self.totals = {"steps": 0, "deliveries": 0, "acknowledged": 0, "retry_later": 0, "dropped": 0,
-                       "pages": 0, "documents_changed": 0, "documents_deleted": 0}
+                       "dead_lettered": 0, "pages": 0, "documents_changed": 0, "documents_deleted": 0}
         self.last_errors: list[str] = []
-        self.stopped = False
-        threading.Thread(target=self._run, name="consume", daemon=True).start()
+        self.stopping = threading.Event()
+        self.loop = SupervisedThread("consume", self._run, self.stopping)
 
     def _connector(self, config: SourceConfig) -> SourceConnector:
         held = self.connectors.get(config.name)
         if held is None or held[0] != config:
             if held is not None:
                 held[1].close()
-            held = (config, open_connector(config, mirrors=self.mirrors))
+            held = (config, open_connector(config, mirrors=self.mirrors, secrets=self.secrets))
             self.connectors[config.name] = held
         return held[1]
 
     def _run(self) -> None:
-        while not self.stopped:
+        while not self.stopping.is_set():
             started = time.perf_counter()
             try:
                 report = self.consumer.step(block_ms=500)
             except WekadocsError as exc:  # Redis or a store is down: entries stay pending
                 self.last_errors = [str(exc)]
-                time.sleep(1)
+                self.stopping.wait(1)
                 continue
             if not report.deliveries:
                 continue
@@ -220,17 +230,17 @@ class ChangeConsumerActor:
                 self.totals["documents_deleted"] += ingested.documents_deleted
             if report.retry_later:
                 self.metrics.retried.inc(report.retry_later)
-            for key in ("deliveries", "acknowledged", "retry_later", "dropped", "pages"):
+            for key in ("deliveries", "acknowledged", "retry_later", "dropped", "dead_lettered", "pages"):
                 self.totals[key] += getattr(report, key)
             self.totals["steps"] += 1
             if report.errors:
                 self.last_errors = report.errors[-5:]
 
     def stats(self) -> dict[str, Any]:
-        return {**self.totals, "name": self.consumer.name, "last_errors": self.last_errors}
+        return {**self.totals, **self.loop.snapshot(), "name": self.consumer.name, "last_errors": self.last_errors}
 
     def stop(self) -> None:
-        self.stopped = True
+        self.stopping.set()
 
 
 def _handle(settings: Settings, name: str) -> ActorHandle | None:
@@ -240,19 +250,20 @@ def _handle(settings: Settings, name: str) -> ActorHandle | None:
         return None
 
 
-def source_environment(settings: Settings) -> dict[str, str]:
-    """The variables the configured sources name (webhook secrets, API
-    tokens, users), as set in this process. Ray processes do not share the
-    deploying shell's environment, so ``wekadocs serve`` hands these to the
-    freshness actors and the webhook replicas. On KubeRay set them on the
-    pods from a Secret instead."""
+def save_source_secrets(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Copy the variables the configured sources name (webhook secrets, API
+    tokens, users) that are set in the deploying shell into the secrets folder,
+    where the webhook replicas and the freshness actors look them up on each
+    use (``wekadocs.secrets``). Ray processes do not share the shell's
+    environment, and Ray's ``runtime_env`` is no place for a secret. The names
+    written."""
     client = _redis(settings)
     try:
         configs = SourceRegistry(client).list()
     finally:
         client.close()
-    names = {n for c in configs for n in (c.webhook_secret_env, c.token_env, c.user_env) if n}
-    return {name: os.environ[name] for name in sorted(names) if os.environ.get(name)}
+    names = [n for c in configs for n in (c.webhook_secret_env, c.token_env, c.user_env)]
+    return SecretStore(settings.effective_secrets_dir).save_from(names, os.environ if environ is None else environ)
 
 
 def start_freshness(settings: Settings, *, env: dict[str, str] | None = None, replace: bool = False,
@@ -299,5 +310,6 @@ def freshness_status(settings: Settings) -> dict[str, Any]:
     return {
         "supervisor_running": supervisor is not None,
         "pollers": ray.get(supervisor.status.remote(), timeout=10) if supervisor else {},
+        "watch": ray.get(supervisor.watch_status.remote(), timeout=10) if supervisor else {},
         "consumer": ray.get(consumer.stats.remote(), timeout=10) if consumer else {},
     }

@@ -23,7 +23,7 @@ from ray.serve import Application
 from ray.serve.schema import ServeDeploySchema
 
 import serve_apps
-from cluster.freshness import source_environment, start_freshness
+from cluster.freshness import save_source_secrets, start_freshness
 from cluster.ray_runtime import connect
 from cluster.vector_owner import vector_store_for
 from serve_apps.mcp_app import MCP_PATH, application
@@ -66,13 +66,11 @@ def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CON
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{local}:{port}"
     prefixes: dict[str, str] = {}
-    forwarded = source_environment(settings)
+    save_source_secrets(settings)  # replicas and actors read them from the secrets folder, on each use
     for app in schema.applications:
         if app.import_path not in _BUILDERS:
             raise ServiceError(f"{config}: no builder for import_path {app.import_path!r}")
         options = {d.name: d.model_dump(exclude_unset=True, exclude={"name"}) for d in app.deployments}
-        if app.import_path == WEBHOOKS_IMPORT:
-            options["WebhookServer"] = _with_webhook_secrets(options.get("WebhookServer") or {}, forwarded)
         prefix = app.route_prefix or "/"
         serve.run(_BUILDERS[app.import_path](settings, options), name=app.name, route_prefix=prefix,
                   blocking=False)
@@ -81,23 +79,11 @@ def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CON
     hooks = f"{base}{prefixes.get(WEBHOOKS_IMPORT, '/webhooks')}"
     _await_health(f"{base}{mcp_prefix}/health")
     _await_health(f"{hooks}/health")
-    start_freshness(settings, env=forwarded, replace=True)  # the pollers and consumer the webhooks feed
+    start_freshness(settings, replace=True)  # the pollers and consumer the webhooks feed
     statuses = serve.status().applications
     replicas = {name: d.replica_states for app in statuses.values() for name, d in app.deployments.items()}
     return ServedApp(schema.applications[0].name, f"{base}{mcp_prefix}{MCP_PATH}", f"{base}{mcp_prefix}/health",
                      hooks, replicas, tuple(app.name for app in schema.applications))
-
-
-def _with_webhook_secrets(options: dict[str, Any], forwarded: dict[str, str]) -> dict[str, Any]:
-    """The webhook replicas check signatures with secrets from their own
-    environment: the variables the sources name go into their runtime
-    environment (see ``source_environment``)."""
-    if not forwarded:
-        return options
-    actor = dict(options.get("ray_actor_options") or {})
-    runtime_env = dict(actor.get("runtime_env") or {})
-    runtime_env["env_vars"] = {**(runtime_env.get("env_vars") or {}), **forwarded}
-    return {**options, "ray_actor_options": {**actor, "runtime_env": runtime_env}}
 
 
 def undeploy(settings: Settings, names: tuple[str, ...] = ()) -> None:
@@ -132,7 +118,8 @@ def build_webhooks(args: dict[str, Any]) -> Application:
     """Entry point of ``serve deploy`` for the webhook app; starts (or finds)
     the freshness actors the webhooks feed."""
     settings = load_settings(**args)
-    start_freshness(settings, env=source_environment(settings), replace=True)
+    save_source_secrets(settings)
+    start_freshness(settings, replace=True)
     return webhook_application(settings)
 
 

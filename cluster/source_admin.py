@@ -3,7 +3,9 @@ remove one together with everything ingested from it."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from wekadocs.change_queue import ChangeQueue
 from wekadocs.errors import ServiceError
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import GraphWriter
+from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
@@ -45,9 +48,16 @@ class SourceAdmin:
         self.registry = SourceRegistry(self.client)
         self.state = SourceState(self.client)
 
-    def add(self, config: SourceConfig) -> None:
+    def add(self, config: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+        """Register the source; first the secrets it names that are set in
+        ``environ`` (the adding shell's) go to the secrets folder, so a running
+        service checks its webhooks and reads its API at once. The names saved."""
+        names = (config.webhook_secret_env, config.token_env, config.user_env)
+        saved = SecretStore(self.settings.effective_secrets_dir).save_from(
+            names, os.environ if environ is None else environ)
         self.registry.add(config)
         self.state.trigger(config.name)  # a running supervisor polls it at once
+        return saved
 
     def list(self) -> list[SourceConfig]:
         return self.registry.list()

@@ -3,7 +3,10 @@
 CLOSED (calls go through) → OPEN after ``failure_threshold`` failures in a row
 (calls are refused) → HALF_OPEN once ``reset_timeout_s`` has passed (at most
 ``half_open_calls`` trial calls) → CLOSED on a trial's success, OPEN again on
-its failure. Plain Python; the Ray actor that polls a source holds one, so its
+its failure. A trial that ends with no verdict (the source asked to wait, or
+our own store failed before the call) hands its slot back (``release``), and
+a trial never answered within ``reset_timeout_s`` lapses, so a half-open
+breaker can never refuse forever. Plain Python; the Ray actor that polls a source holds one, so its
 state lives as long as the poller and is reported from there.
 """
 
@@ -32,6 +35,7 @@ class CircuitBreaker:
     failures: int = 0
     opened_at: float | None = None
     trials: int = 0
+    trial_started_at: float | None = None
     last_error: str = ""
 
     @property
@@ -47,10 +51,21 @@ class CircuitBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.HALF_OPEN and self.trials < self.half_open_calls:
-            self.trials += 1
-            return True
+        if state is BreakerState.HALF_OPEN:
+            if self.trials and self.trial_started_at is not None \
+                    and self.clock() - self.trial_started_at >= self.reset_timeout_s:
+                self.trials = 0  # the trials lapsed unanswered (their caller died): start afresh
+            if self.trials < self.half_open_calls:
+                self.trials += 1
+                self.trial_started_at = self.clock()
+                return True
         return False
+
+    def release(self) -> None:
+        """A call ``allow`` let through ended with no verdict on the source
+        (it asked to wait, or our side failed first): its trial slot is free again."""
+        if self.trials:
+            self.trials -= 1
 
     def record_success(self) -> None:
         self.failures, self.opened_at, self.trials, self.last_error = 0, None, 0, ""

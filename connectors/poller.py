@@ -8,7 +8,8 @@ Order of checks, each one a reason to not call the source:
 
 1. the change queue is back-pressured — pause (not a source failure);
 2. the breaker is OPEN — wait for its timeout;
-then the call: a ``RateLimited`` answer waits what the source asked, a
+then the call: a ``RateLimited`` answer waits what the source asked (and
+hands a half-open breaker's trial back, as does any error of our own), a
 ``SourceUnavailable`` one counts as a failure and backs off exponentially
 (with jitter, so many pollers do not retry in step). Events are queued
 before the cursor moves; a full queue stops the round without saving, and
@@ -85,15 +86,22 @@ class SourcePoller:
             opened = self.breaker.opened_at or self.clock()
             wait = max(1.0, opened + self.breaker.reset_timeout_s - self.clock())
             return PollOutcome(self.name, "breaker_open", error=self.breaker.last_error, wait_s=wait)
+        verdict = False  # every way out below says success or failure, or hands the trial back
         try:
             result = self.connector.poll(self.state.cursor(self.name))
         except RateLimited as exc:
             return PollOutcome(self.name, "rate_limited", error=str(exc), wait_s=max(1.0, exc.retry_after_s))
         except SourceUnavailable as exc:
+            verdict = True
             self.breaker.record_failure(str(exc))
             wait = backoff_delay(self.breaker.failures or 1, base_s=self.backoff_base_s,
                                  cap_s=self.backoff_cap_s, rng=self.rng)
             return PollOutcome(self.name, "failed", error=str(exc), wait_s=wait)
+        else:
+            verdict = True
+        finally:
+            if not verdict:
+                self.breaker.release()
         self.breaker.record_success()
         queued = duplicates = 0
         for event in result.events:

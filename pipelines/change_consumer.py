@@ -9,9 +9,12 @@ page back, and applying it twice changes nothing the second time.
 
 A source that cannot be read, or a store that fails, leaves its entries
 unacknowledged: they stay pending and are claimed again after
-``reclaim_idle_ms`` — a retry with a delay, and nothing lost. An entry for a
-source that no longer exists is acknowledged and dropped (its pages went
-with the source).
+``reclaim_idle_ms`` — a retry with a delay, and nothing lost. When a batch
+fails, its events are applied one by one, so a page that can never be read
+holds back only itself; once such an event has been delivered
+``max_deliveries`` times it moves to the dead-letter stream
+(``wekadocs queue dead-letters``). An entry for a source that no longer
+exists is acknowledged and dropped (its pages went with the source).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class StepReport:
     acknowledged: int = 0
     retry_later: int = 0  # left pending: the source or a store failed
     dropped: int = 0  # for sources that no longer exist
+    dead_lettered: int = 0  # failed on their own on their last allowed delivery
     pages: int = 0
     reports: list[IngestReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -63,7 +67,7 @@ class ChangeConsumer:
 
     def __init__(self, queue: ChangeQueue, registry: SourceRegistry, ingestor: Ingestor,
                  connector_for: Callable[[SourceConfig], SourceConnector], *, name: str,
-                 batch: int = 64, reclaim_idle_ms: int = 30_000) -> None:
+                 batch: int = 64, reclaim_idle_ms: int = 30_000, max_deliveries: int = 5) -> None:
         self.queue = queue
         self.registry = registry
         self.ingestor = ingestor
@@ -71,6 +75,7 @@ class ChangeConsumer:
         self.name = name
         self.batch = batch
         self.reclaim_idle_ms = reclaim_idle_ms
+        self.max_deliveries = max_deliveries
 
     def step(self, block_ms: int | None = 1000) -> StepReport:
         deliveries = self.queue.reclaim(self.name, self.reclaim_idle_ms, count=self.batch)
@@ -91,21 +96,54 @@ class ChangeConsumer:
         except SourceError:
             report.dropped += self.queue.ack(group)
             return
+        failure = self._ingest(config, group, report)
+        if failure is None:
+            return
+        report.errors.append(f"{source}: {failure}")
+        if isinstance(failure, (StoreError, RateLimited)) or len(group) == 1:
+            self._retry_or_give_up(group, failure, report)
+            return
+        # One page may be what fails the batch: each event alone, so the others are applied now.
+        for delivery in group:
+            alone = self._ingest(config, [delivery], report)
+            if alone is not None:
+                report.errors.append(f"{source} {delivery.event.path!r}: {alone}")
+                self._retry_or_give_up([delivery], alone, report)
+                if isinstance(alone, StoreError):  # our side is down: the rest would fail the same way
+                    rest = group[group.index(delivery) + 1:]
+                    self._retry_or_give_up(rest, alone, report)
+                    return
+
+    def _ingest(self, config: SourceConfig, group: list[Delivery], report: StepReport) -> Exception | None:
+        """Read and apply these events' pages, acknowledge them; the error
+        instead when they could not be applied (nothing acknowledged)."""
         try:
             wanted = pages_to_read([d.event for d in group])
             contents = read_pages(self.connector_for(config), wanted)
             pages = [PageChange(path, contents[path], _uri(config, path)) for path in sorted(wanted)]
-            ingested = self.ingestor.apply_pages(pages, source=source, version=config.effective_version)
+            ingested = self.ingestor.apply_pages(pages, source=config.name, version=config.effective_version)
         except (SourceUnavailable, RateLimited, StoreError, SourceError) as exc:  # SourceError: misconfigured
-            report.retry_later += len(group)
-            report.errors.append(f"{source}: {exc}")
-            return
+            return exc
+        except Exception as exc:  # noqa: BLE001 — a page no parser can take: one event's failure, not the consumer's
+            return exc
         report.pages += len(pages)
         report.reports.append(ingested)
         report.acknowledged += self.queue.ack(group)
         now = time.time()
         report.oldest_event_age_s = max(report.oldest_event_age_s,
                                         max(now - d.event.created_at for d in group))
+        return None
+
+    def _retry_or_give_up(self, group: list[Delivery], error: Exception, report: StepReport) -> None:
+        """Failed events stay pending for a retry, until one has been delivered
+        ``max_deliveries`` times: then it moves to the dead-letter stream. A
+        store of ours being down or a source asking to wait is no fault of
+        the event, so those never count against it."""
+        transient = isinstance(error, (StoreError, RateLimited))
+        spent = [] if transient else [d for d in group if d.deliveries >= self.max_deliveries]
+        if spent:
+            report.dead_lettered += self.queue.dead_letter(spent, f"{type(error).__name__}: {error}")
+        report.retry_later += len(group) - len(spent)
 
 
 def _uri(config: SourceConfig, path: str) -> str:

@@ -32,11 +32,12 @@ from starlette.routing import Route
 from connectors.git_changes import docs_page
 from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.change_queue import ChangeQueue, QueueFull
+from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
 
-__all__ = ["build_webhook_app", "WebhookDeployment", "webhook_application", "MAX_BODY_BYTES"]
+__all__ = ["build_webhook_app", "stored_secret", "WebhookDeployment", "webhook_application", "MAX_BODY_BYTES"]
 
 MAX_BODY_BYTES = 1_000_000
 RETRY_AFTER_S = 30
@@ -46,6 +47,13 @@ SecretLookup = Callable[[SourceConfig], str | None]
 def env_secret(source: SourceConfig) -> str | None:
     """The default: the secret lives in the environment variable the source names."""
     return os.environ.get(source.webhook_secret_env) if source.webhook_secret_env else None
+
+
+def stored_secret(secrets: SecretStore) -> SecretLookup:
+    """In a replica: the secret is looked up when a push comes (its file in the
+    secrets folder, else the variable), so a source added after the replica
+    started is checked with its own secret, and a rotated one takes effect at once."""
+    return lambda source: secrets.get(source.webhook_secret_env)
 
 
 def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers: SourceState | None = None,
@@ -191,6 +199,7 @@ class WebhookDeployment:
     """Connects to Redis in the replica; the app itself is built after."""
 
     def __init__(self, settings: Settings) -> None:
+        self.secrets = SecretStore(settings.effective_secrets_dir)
         client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True,
                                       socket_timeout=5, socket_connect_timeout=5)
         self.registry = SourceRegistry(client)
@@ -198,7 +207,8 @@ class WebhookDeployment:
         self.triggers = SourceState(client)
 
     def __serve_build_asgi_app__(self) -> Starlette:
-        return build_webhook_app(self.registry, self.queue, triggers=self.triggers)
+        return build_webhook_app(self.registry, self.queue, triggers=self.triggers,
+                                 secret_for=stored_secret(self.secrets))
 
 
 def webhook_application(settings: Settings, options: dict[str, Any] | None = None) -> Application:

@@ -11,7 +11,10 @@
 * **A priority lane.** Two streams; readers drain ``high`` before ``normal``.
 * **Duplicates.** A delivery id seen within ``dedupe_ttl_s`` is not added again.
 * **Poison entries.** An entry that is not a valid event moves to a
-  dead-letter stream instead of blocking the consumers.
+  dead-letter stream instead of blocking the consumers; so does an event the
+  consumer gives up on (its page failed on each of N deliveries:
+  ``dead_letter``). ``dead_letters`` lists them, ``replay_dead_letters``
+  puts the events back in their lane.
 
 Acknowledged entries are deleted, so a stream's length is exactly what is
 waiting or in flight.
@@ -29,7 +32,7 @@ from wekadocs.change_event import ChangeEvent, Priority
 from wekadocs.errors import StoreError
 from wekadocs.redis_errors import redis_errors
 
-__all__ = ["ChangeQueue", "QueueFull", "Delivery", "QueueStats", "EnqueueResult"]
+__all__ = ["ChangeQueue", "QueueFull", "Delivery", "QueueStats", "EnqueueResult", "DeadLetter"]
 
 PRIORITIES: tuple[Priority, ...] = ("high", "normal")
 
@@ -77,6 +80,24 @@ class Delivery:
     entry_id: str
     event: ChangeEvent
     redelivered: bool = False  # taken over from a consumer that did not acknowledge it
+    deliveries: int = 1  # times Redis handed this entry out, this one included
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An entry moved aside: what it held, where from, and why."""
+
+    entry_id: str  # in the dead-letter stream
+    origin: str  # "<stream> <entry id>" it came from
+    error: str
+    deliveries: int  # 0 when it never was a valid event
+    event: ChangeEvent | None  # None when the entry is not a valid event (it cannot be replayed)
+    raw: str  # the entry's event field as stored
+
+    def as_dict(self) -> dict[str, object]:
+        return {"id": self.entry_id, "from": self.origin, "error": self.error, "deliveries": self.deliveries,
+                "event": self.event.model_dump() if self.event else None,
+                "raw": None if self.event else self.raw[:2000]}
 
 
 @dataclass(frozen=True)
@@ -167,10 +188,74 @@ class ChangeQueue:
             stream = self.streams[priority]
             with redis_errors("reclaiming change events"):
                 _, claimed, _ = self.client.xautoclaim(stream, self.group, consumer, min_idle_ms, "0-0", count=count)
-            found = [self._delivery(stream, entry_id, fields, redelivered=True)
-                     for entry_id, fields in claimed if fields]
+            claimed = [(entry_id, fields) for entry_id, fields in claimed if fields]
+            counts = self._delivery_counts(stream, consumer, [entry_id for entry_id, _ in claimed])
+            found = [self._delivery(stream, entry_id, fields, redelivered=True, deliveries=counts.get(entry_id, 2))
+                     for entry_id, fields in claimed]
             deliveries += [d for d in found if d is not None]
         return deliveries
+
+    def _delivery_counts(self, stream: str, consumer: str, entry_ids: list[str]) -> dict[str, int]:
+        """How often each claimed entry was handed out: one read of the
+        pending list over the claimed range (XAUTOCLAIM itself does not say)."""
+        if not entry_ids:
+            return {}
+        ordered = sorted(entry_ids, key=lambda e: tuple(int(part) for part in e.split("-")))
+        with redis_errors("reading delivery counts"):
+            rows = self.client.xpending_range(stream, self.group, ordered[0], ordered[-1], len(entry_ids) + 100,
+                                              consumername=consumer)
+        return {str(row["message_id"]): int(row["times_delivered"]) for row in rows}
+
+    def dead_letter(self, deliveries: list[Delivery], error: str) -> int:
+        """Give up on these entries: each moves to the dead-letter stream with
+        the error and its delivery count, acknowledged and deleted from its lane
+        in the same MULTI/EXEC (never in both places, never in neither)."""
+        if not deliveries:
+            return 0
+        with redis_errors("moving change events to the dead-letter stream"):
+            with self.client.pipeline(transaction=True) as batch:
+                for d in deliveries:
+                    batch.xadd(self.dead_letters, {"event": d.event.model_dump_json(), "from": f"{d.stream} {d.entry_id}",
+                                                   "error": error[:2000], "deliveries": str(d.deliveries)})
+                    batch.xack(d.stream, self.group, d.entry_id)
+                    batch.xdel(d.stream, d.entry_id)
+                replies = batch.execute()
+        return sum(int(acked) for acked in replies[1::3])
+
+    def dead_letter_list(self, count: int = 1000) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters, oldest first."""
+        with redis_errors("reading the dead-letter stream"):
+            entries = self.client.xrange(self.dead_letters, count=count)
+        letters = []
+        for entry_id, fields in entries:
+            raw = fields.get("event", "")
+            try:
+                event: ChangeEvent | None = ChangeEvent.model_validate_json(raw)
+            except ValidationError:
+                event = None
+            letters.append(DeadLetter(entry_id, fields.get("from", ""), fields.get("error", ""),
+                                      int(fields.get("deliveries") or 0), event, raw))
+        return letters
+
+    def replay_dead_letters(self, letters: list[DeadLetter]) -> int:
+        """Put these dead letters' events back in their lanes as new entries
+        (delivery count from one again; the dedupe key is bypassed, since the
+        event was seen) and remove them from the dead-letter stream, in one
+        MULTI/EXEC. Entries that are not valid events stay. Refused whole
+        with ``QueueFull`` when they do not fit under the capacity."""
+        events = [(letter.entry_id, letter.event) for letter in letters if letter.event is not None]
+        if not events:
+            return 0
+        depth = self.depth()
+        if depth + len(events) > self.capacity:
+            raise QueueFull(depth, self.capacity)
+        with redis_errors("replaying dead letters"):
+            with self.client.pipeline(transaction=True) as batch:
+                for entry_id, event in events:
+                    batch.xadd(self.streams[event.priority], {"event": event.model_dump_json()})
+                    batch.xdel(self.dead_letters, entry_id)
+                replies = batch.execute()
+        return sum(int(removed) for removed in replies[1::2])
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """Acknowledge (after the stores are written) and delete the entries,
@@ -217,7 +302,7 @@ class ChangeQueue:
         return [d for d in deliveries if d is not None]
 
     def _delivery(self, stream: str, entry_id: str, fields: dict[str, str], *,
-                  redelivered: bool = False) -> Delivery | None:
+                  redelivered: bool = False, deliveries: int = 1) -> Delivery | None:
         """The entry as an event; one that is not a valid event is moved to the
         dead-letter stream (kept for a person to look at, never retried)."""
         try:
@@ -229,4 +314,4 @@ class ChangeQueue:
                 self.client.xack(stream, self.group, entry_id)
                 self.client.xdel(stream, entry_id)
             return None
-        return Delivery(stream, entry_id, event, redelivered)
+        return Delivery(stream, entry_id, event, redelivered, deliveries)

@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # --- Freshness ---------------------------------------------------------
     queue_capacity: int = Field(10_000, ge=10, description="change events the queue holds; webhooks get 503 "
                                 "and pollers pause from 80 % of it")
+    secrets_dir: Path | None = Field(None, description="where `sources add` and `serve` keep the secrets "
+                                     "sources name, one 0600 file each (unset: <data_dir>/secrets)")
+    queue_max_deliveries: int = Field(5, ge=1, description="deliveries of a change event whose page keeps "
+                                      "failing before it moves to the dead-letter stream")
 
     # --- Query service -----------------------------------------------------
     serve_host: str = Field("127.0.0.1", description="address Serve's HTTP proxy listens on")
@@ -231,6 +235,11 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def effective_secrets_dir(self) -> Path:
+        """The folder of source secrets (see ``wekadocs.secrets``)."""
+        return (self.secrets_dir or self.data_dir / "secrets").expanduser().absolute()
 
     @property
     def vectors_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 from typing import Literal
 
 import redis
@@ -48,6 +49,17 @@ class SourceConfig(BaseModel):
         if self.version:
             return self.version
         return self.branch if self.kind in ("git", "github") else "latest"
+
+    @property
+    def repository_key(self) -> str:
+        """``host/owner/repo`` of a repository source, as a push webhook names
+        it. A GitHub source may be given as plain ``OWNER/REPO`` (the README's
+        way): its host is GitHub's, or the Enterprise host of ``api_url``."""
+        key = repo_key(self.url)
+        if self.kind == "github" and re.fullmatch(r"[^/:@]+/[^/:@]+", key):
+            host = (urlsplit(self.api_url).hostname or "") if self.api_url else ""
+            key = f"{host.removeprefix('api.') or 'github.com'}/{key}"
+        return key
 
 
 def repo_key(url: str) -> str:
@@ -95,7 +107,7 @@ class SourceRegistry:
         """Repository sources naming any of ``urls`` (a webhook carries several
         spellings of one repository): one read of the registry."""
         wanted = {repo_key(url) for url in urls}
-        return [s for s in self.list() if s.kind in ("git", "github") and repo_key(s.url) in wanted]
+        return [s for s in self.list() if s.kind in ("git", "github") and s.repository_key in wanted]
 
 
 def _parse(name: str, raw: str) -> SourceConfig:

@@ -202,3 +202,36 @@ def test_a_misconfigured_source_is_reported_and_does_not_stop_the_others(
         for name in (broken, working):
             run("sources", "remove", name, env=env)
         client.close()
+
+
+def test_a_poller_loop_that_crashes_is_restarted_and_shown_in_status(
+    settings: Settings, actors: None, tmp_path: Path,
+) -> None:
+    env = stack_env(settings)
+    name = f"crash-{uuid.uuid4().hex[:6]}"
+    repo = Repo(tmp_path / "crashing")
+    repo.write("docs/only.md", "# Only page\n\nA page of its own words.\n")
+    repo.commit("one page")
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    state = SourceState(client)
+    # A corrupt cursor: git refuses the revision with a ValueError, not an error of ours.
+    state.save_cursor(name, {"revision": "bad\x00revision"})
+    try:
+        assert run("sources", "add", "git", name, "--url", str(repo.root), "--path", "docs", env=env).returncode == 0
+
+        def shown() -> dict[str, object]:
+            done = run("sources", "status", "--json", env=env)
+            assert done.returncode == 0, done.stderr
+            return json.loads(done.stdout.strip().splitlines()[-1])["actors"]["pollers"].get(name, {})
+
+        wait_for(lambda: int(shown().get("restarts", 0)) >= 1, 60, "the crashed poller loop restarted")
+        live = shown()
+        assert live["loop"] in ("running", "restarting") and "null byte" in str(live["last_crash"])
+        text = run("sources", "status", env=env).stdout
+        assert "restarts" in text and "null byte" in text
+
+        state.save_cursor(name, {})  # the cause is gone: the restarted loop polls again
+        wait_for(lambda: state.status(name).get("last_status") == "polled", 90, "the restarted loop polling")
+    finally:
+        run("sources", "remove", name, env=env)
+        client.close()

@@ -198,3 +198,54 @@ def test_breaker_on_a_server_answering_500s_and_timeouts_then_recovering(stores:
         assert p.breaker.state is BreakerState.CLOSED
     finally:
         server.stop()
+
+
+def _open_github_poller(server: FakeGitHub, stores: Stores, clock: Clock) -> SourcePoller:
+    config = SourceConfig(name="docs", kind="github", url="acme/docs", api_url=server.url, docs_path="docs")
+    p = SourcePoller(GitHubConnector(config, token="t", timeout_s=5), stores.queue(), stores.state(),
+                     breaker=CircuitBreaker(failure_threshold=1, reset_timeout_s=30, clock=clock),
+                     clock=clock, rng=lambda: 0.5)
+    server.reply_next(500, {"message": "Server Error"})
+    assert p.poll().status == "failed" and p.breaker.state is BreakerState.OPEN
+    clock.now += 30  # half-open: the next call is the trial
+    return p
+
+
+def test_a_rate_limited_half_open_trial_does_not_leave_the_breaker_refusing(stores: Stores) -> None:
+    server = FakeGitHub("acme", "docs", token="t").start()
+    server.push({"docs/a.md": "# A\n\nText.\n"}, "first")
+    try:
+        clock = Clock()
+        p = _open_github_poller(server, stores, clock)
+        server.reply_next(429, {"message": "secondary rate limit"}, {"Retry-After": "7"})
+        limited = p.poll()
+        assert (limited.status, limited.wait_s) == ("rate_limited", 7)
+        clock.now += 7  # waited what the source asked: the trial is due again, and goes out
+        calls = len(server.requests)
+        recovered = p.poll()
+        assert (recovered.status, recovered.events) == ("polled", 1), recovered
+        assert len(server.requests) > calls and p.breaker.state is BreakerState.CLOSED
+    finally:
+        server.stop()
+
+
+def test_a_store_error_during_a_half_open_trial_hands_the_trial_back(stores: Stores) -> None:
+    from cluster.processes import free_port
+    from wekadocs.errors import StoreError
+
+    server = FakeGitHub("acme", "docs", token="t").start()
+    server.push({"docs/a.md": "# A\n\nText.\n"}, "first")
+    unreachable = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
+    try:
+        clock = Clock()
+        p = _open_github_poller(server, stores, clock)
+        state, p.state = p.state, SourceState(unreachable)  # Redis gone right after allow()
+        with pytest.raises(StoreError):
+            p.poll()
+        p.state = state  # Redis is back
+        recovered = p.poll()
+        assert (recovered.status, recovered.events) == ("polled", 1), recovered
+        assert p.breaker.state is BreakerState.CLOSED
+    finally:
+        unreachable.close()
+        server.stop()

@@ -209,3 +209,28 @@ def test_pages_to_read_collapses_events_and_reads_both_ends_of_a_rename() -> Non
                     created_at=3),
     ]
     assert pages_to_read(events) == {"a.md": "r2", "c.md": "r2", "b.md": "r2"}
+
+
+def test_a_poison_event_holds_back_only_itself_and_goes_to_dead_letters(rig: Rig) -> None:
+    rig.poller.poll()  # three good pages
+    poison = ChangeEvent(source=rig.config.name, path="bad\nname.md", change="modified", revision="",
+                         delivery_id="poison-1")
+    rig.queue.enqueue(poison)
+    consumer = ChangeConsumer(rig.queue, rig.registry, rig.consumer.ingestor, rig.consumer.connector_for,
+                              name="c2", reclaim_idle_ms=0, max_deliveries=2)
+    first = consumer.step(block_ms=None)
+    assert (first.deliveries, first.acknowledged, first.retry_later) == (4, 3, 1), first
+    assert rig.stored() == rig.expected()  # the good pages did not wait for the bad one
+    assert any("line break" in error for error in first.errors)
+    assert rig.queue.dead_letter_list() == []
+
+    second = consumer.step(block_ms=None)  # the second delivery, the last allowed: it moves aside
+    assert (second.redelivered, second.dead_lettered, second.retry_later) == (1, 1, 0), second
+    assert rig.queue.depth() == 0 and rig.queue.stats().pending == 0
+    [letter] = rig.queue.dead_letter_list()
+    assert letter.event == poison and letter.deliveries == 2 and "line break" in letter.error
+
+    assert rig.queue.replay_dead_letters([letter]) == 1  # back in its lane, counted from one again
+    assert rig.queue.dead_letter_list() == []
+    [again] = rig.queue.read("c3", count=10)
+    assert (again.event, again.deliveries) == (poison, 1)

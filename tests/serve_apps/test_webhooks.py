@@ -159,3 +159,23 @@ def test_gitlab_token(parts) -> None:  # type: ignore[no-untyped-def]
     assert wrong.status_code == 401 and queue.stats().depth == 0
     right = post(registry, queue, "/gitlab", body, {"X-Gitlab-Token": SECRET, "X-Gitlab-Event-UUID": "u1"})
     assert right.status_code == 202 and right.json()["accepted"] == 1
+
+
+def test_a_github_source_given_as_owner_slash_repo_matches_its_pushes(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    registry.add(SourceConfig(name="site", kind="github", url="acme/site", webhook_secret_env="SITE_SECRET"))
+    payload = {**PUSH, "repository": {"clone_url": "https://github.com/acme/site.git",
+                                      "html_url": "https://github.com/acme/site", "ssh_url": "git@github.com:acme/site.git"}}
+    app = build_webhook_app(registry, queue, secret_for=lambda s: SECRET if s.name == "site" else None)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hooks") as client:
+            return await client.post("/github", content=body, headers=headers)
+
+    body, headers = github(payload)
+    response = asyncio.run(go())
+    assert response.status_code == 202, response.text
+    assert {d.event.source for d in queue.read("c", count=10)} == {"site"}
+    assert SourceConfig(name="e", kind="github", url="acme/site", api_url="https://api.ghe.example.com/api/v3",
+                        ).repository_key == "ghe.example.com/acme/site"
+    assert SourceConfig(name="g", kind="git", url="acme/site").repository_key == "acme/site"  # a local path stays one
