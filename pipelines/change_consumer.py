@@ -104,15 +104,20 @@ class ChangeConsumer:
             self._retry_or_give_up(group, failure, report)
             return
         # One page may be what fails the batch: each event alone, so the others are applied now.
-        for delivery in group:
+        failures: list[tuple[Delivery, Exception]] = []
+        for n, delivery in enumerate(group):
             alone = self._ingest(config, [delivery], report)
-            if alone is not None:
-                report.errors.append(f"{source} {delivery.event.path!r}: {alone}")
-                self._retry_or_give_up([delivery], alone, report)
-                if isinstance(alone, StoreError):  # our side is down: the rest would fail the same way
-                    rest = group[group.index(delivery) + 1:]
-                    self._retry_or_give_up(rest, alone, report)
-                    return
+            if alone is None:
+                continue
+            report.errors.append(f"{source} {delivery.event.path!r}: {alone}")
+            failures.append((delivery, alone))
+            if isinstance(alone, StoreError):  # our side is down: the rest would fail the same way
+                failures += [(rest, alone) for rest in group[n + 1:]]
+                break
+        # Every page unreadable is the source being down, not each page being poison.
+        source_down = len(failures) == len(group) and all(isinstance(e, SourceUnavailable) for _, e in failures)
+        for delivery, error in failures:
+            self._retry_or_give_up([delivery], error, report, transient=source_down)
 
     def _ingest(self, config: SourceConfig, group: list[Delivery], report: StepReport) -> Exception | None:
         """Read and apply these events' pages, acknowledge them; the error
@@ -122,9 +127,7 @@ class ChangeConsumer:
             contents = read_pages(self.connector_for(config), wanted)
             pages = [PageChange(path, contents[path], _uri(config, path)) for path in sorted(wanted)]
             ingested = self.ingestor.apply_pages(pages, source=config.name, version=config.effective_version)
-        except (SourceUnavailable, RateLimited, StoreError, SourceError) as exc:  # SourceError: misconfigured
-            return exc
-        except Exception as exc:  # noqa: BLE001 — a page no parser can take: one event's failure, not the consumer's
+        except Exception as exc:  # noqa: BLE001 — ours, the source's, or a page no parser can take
             return exc
         report.pages += len(pages)
         report.reports.append(ingested)
@@ -134,12 +137,14 @@ class ChangeConsumer:
                                         max(now - d.event.created_at for d in group))
         return None
 
-    def _retry_or_give_up(self, group: list[Delivery], error: Exception, report: StepReport) -> None:
+    def _retry_or_give_up(self, group: list[Delivery], error: Exception, report: StepReport, *,
+                          transient: bool = False) -> None:
         """Failed events stay pending for a retry, until one has been delivered
         ``max_deliveries`` times: then it moves to the dead-letter stream. A
-        store of ours being down or a source asking to wait is no fault of
-        the event, so those never count against it."""
-        transient = isinstance(error, (StoreError, RateLimited))
+        store of ours being down, a source asking to wait or a source that
+        answers for none of the pages is no fault of the event, so those
+        never count against it."""
+        transient = transient or isinstance(error, (StoreError, RateLimited))
         spent = [] if transient else [d for d in group if d.deliveries >= self.max_deliveries]
         if spent:
             report.dead_lettered += self.queue.dead_letter(spent, f"{type(error).__name__}: {error}")

@@ -193,6 +193,19 @@ def test_an_unreadable_source_leaves_events_pending_for_a_retry(rig: Rig, tmp_pa
     assert rig.stored() == rig.expected()
 
 
+def test_a_source_down_for_every_page_sends_nothing_to_dead_letters(rig: Rig, tmp_path: Path) -> None:
+    rig.poller.poll()
+    broken = GitConnector(rig.config.model_copy(update={"url": str(tmp_path / "gone")}), tmp_path / "broken-mirrors")
+    impatient = ChangeConsumer(rig.queue, rig.registry, rig.consumer.ingestor, lambda _: broken,
+                               name="c-impatient", reclaim_idle_ms=0, max_deliveries=1)
+    failed = impatient.step(block_ms=None)
+    assert (failed.deliveries, failed.retry_later, failed.dead_lettered) == (3, 3, 0), failed
+    assert rig.queue.dead_letter_list() == [] and rig.queue.stats().pending == 3
+    rig.consumer.reclaim_idle_ms = 0
+    assert rig.consumer.step(block_ms=None).acknowledged == 3  # back up: nothing was lost
+    assert rig.stored() == rig.expected()
+
+
 def test_events_of_a_removed_source_are_dropped(rig: Rig) -> None:
     rig.poller.poll()
     rig.registry.remove(rig.config.name)
