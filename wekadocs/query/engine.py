@@ -39,7 +39,6 @@ KEYWORD_DEPTH = 50  # keyword hits taken into the pool
 KEYWORD_FETCH_CAP = 5000
 VECTOR_DEPTH = 50  # vector hits taken into the pool
 SEEDS = 10  # fused candidates whose neighbours join the pool
-CACHE_S = 10.0  # versions and page lists change only when something is ingested
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -93,26 +92,39 @@ class QueryEngine:
         # shell that owns this engine can reconnect the store
         self.vector_failure: str | None = None
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-engine")
-        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        # Versions and page lists, each kept with the catalogue stamp it was
+        # read under. A time-to-live here hid every page added or renamed
+        # since the list was read: push -> searchable took the full 10 s.
+        self._cache: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._version_count = 1  # sizes the keyword fetch; the last versions() read
         # Word sets of section texts for the ranking features: a pure function
         # of the text, and popular sections are candidates query after query.
         self._word_set = lru_cache(maxsize=4096)(word_set)
 
     # -- scope ---------------------------------------------------------------
 
-    def versions(self) -> list[str]:
-        rows = self._cached(("versions",), lambda: self.run("versions", limit=200))
+    def catalog(self) -> tuple[int, Any]:
+        """The stamp of the page catalogue: page count and newest creation.
+        One cheap read per search, instead of re-reading the page lists."""
+        rows = self.run("catalog", limit=1)
+        return (int(rows[0]["documents"]), rows[0]["newest"]) if rows else (0, None)
+
+    def versions(self, stamp: tuple[int, Any] | None = None) -> list[str]:
+        stamp = self.catalog() if stamp is None else stamp
+        rows = self._cached(("versions",), stamp, lambda: self.run("versions", limit=200))
+        self._version_count = max(1, len(rows))
         return sorted((str(r["version"]) for r in rows), key=version_key)
 
     def scope(self, version: str | None, path_prefix: str | None) -> Scope:
-        known = self.versions()
+        stamp = self.catalog()
+        known = self.versions(stamp)
         if not known:
             raise QueryError("nothing is ingested yet: run `wekadocs ingest PATH` first")
         chosen = version or known[-1]
         if chosen not in known:
             raise QueryError(f"version {chosen!r} is not ingested; have {', '.join(known)}")
         prefix = (path_prefix or "").lstrip("/")
-        rows = self._cached(("docs", chosen, prefix), lambda: self.run(
+        rows = self._cached(("docs", chosen, prefix), stamp, lambda: self.run(
             "version_documents", version=chosen, path_prefix=prefix, limit=1))
         ids = tuple(rows[0]["ids"]) if rows else ()
         if not ids:
@@ -172,7 +184,7 @@ class QueryEngine:
         # The index spans every version and source; fetch enough hits that the
         # best KEYWORD_DEPTH of this scope are among them (a page repeated in
         # 22 versions scores the same in each).
-        fetch = min(KEYWORD_FETCH_CAP, KEYWORD_DEPTH * 2 * len(self.versions()))
+        fetch = min(KEYWORD_FETCH_CAP, KEYWORD_DEPTH * 2 * self._version_count)
         rows = self.run("keyword_sections", index=FULLTEXT_INDEX, query=lucene, fetch=fetch,
                         doc_ids=list(scope.document_ids), limit=KEYWORD_DEPTH)
         return [(str(r["section_id"]), float(r["score"])) for r in rows]
@@ -221,13 +233,13 @@ class QueryEngine:
         """Run one template through the validator."""
         return self.guard.run(template(name).cypher, **params)
 
-    def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
-        now = time.monotonic()
+    def _cached(self, key: tuple[str, ...], stamp: tuple[int, Any], load: Callable[[], Any]) -> Any:
+        """``load()``'s value, read again only when the catalogue changed."""
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_S:
+        if hit is not None and hit[0] == stamp:
             return hit[1]
         value = load()
-        self._cache[key] = (now, value)
+        self._cache[key] = (stamp, value)
         return value
 
 
