@@ -2,14 +2,21 @@
 burst of webhook deliveries.
 
 Needs the stack and the service (``wekadocs services up``; ``wekadocs serve
---detach``). The benchmark makes a local git repository, adds it as a source
-(its webhook secret in a variable it sets, then redeploys so the webhook
-replicas get it), waits for the first ingest, and then:
+--detach``). The benchmark makes two local git repositories and adds them as
+sources, one named by its plain path and one by a ``file://`` URL (their
+webhook secret in a variable it sets, then redeploys so the webhook replicas
+get it), waits for the first ingest, and then:
 
-1. **push → searchable**, ``--runs`` times: commit a new sentence with a
-   unique marker word to one page, send the signed GitHub push webhook to
-   ``/webhooks/github``, and call ``search_documentation`` (official MCP
-   client) until the marker comes back. Prints p50/p95 seconds.
+1. **push → searchable**, for each URL form and each kind of change,
+   ``--runs`` times: commit one change, send the signed GitHub push webhook
+   to ``/webhooks/github``, and call ``search_documentation`` (official MCP
+   client, the version passed) until the search shows it. *added*: a new
+   page with a unique marker word, until the marker comes back at its path;
+   *modified*: a new marker in an existing page; *renamed*: one of the added
+   pages moved to a new path (GitHub lists it as removed + added), until its
+   marker comes back at the new path and not the old; *removed*: that page
+   deleted, until its marker is gone. Prints p50/p95 seconds per URL form
+   and kind.
 2. **burst**: ``--burst`` signed deliveries as fast as ``--concurrency``
    senders go, each naming ``--pages-per-delivery`` pages of a pool that one
    commit changed; ``--duplicates`` of them repeat an earlier delivery id.
@@ -20,7 +27,7 @@ replicas get it), waits for the first ingest, and then:
 
 The source is removed at the end (``--keep`` leaves it). Nothing is asserted.
 
-    .venv/bin/python perf/bench_freshness.py [--runs 20] [--burst 2000]
+    .venv/bin/python perf/bench_freshness.py [--runs 20] [--burst 2000] [--forms path file]
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ SECRET_ENV = "WEKADOCS_BENCH_WEBHOOK_SECRET"
 Delivery = tuple[str, bytes, dict[str, str]]  # id, body, headers
 VERSION = "bench-freshness"
 FRESH_PAGE = "docs/fresh.md"
+FORMS = {"path": lambda root: str(root), "file": lambda root: root.as_uri()}  # how a source names its repo
 
 
 class Repo:
@@ -78,6 +86,13 @@ class Repo:
     def write(self, path: str, text: str) -> None:
         (self.root / path).parent.mkdir(parents=True, exist_ok=True)
         (self.root / path).write_text(text)
+
+    def remove(self, path: str) -> None:
+        self.git("rm", "--quiet", path)
+
+    def move(self, old: str, new: str) -> None:
+        (self.root / new).parent.mkdir(parents=True, exist_ok=True)
+        self.git("mv", old, new)
 
     def commit(self, message: str) -> str:
         self.git("add", "-A")
@@ -103,13 +118,24 @@ def pool_page(n: int, revision: str) -> str:
             f"## Details\n\nRevision {revision} of page {n}: it exists to be re-ingested under load.\n")
 
 
+KINDS = ("added", "modified", "renamed", "removed")
+
+
+def page_text(title: str, word: str, note: str) -> str:
+    return f"# {title}\n\nThe freshness marker {word} shows the newest change, {note}.\n"
+
+
 class Bench:
-    def __init__(self, settings: Settings, base: str, secret: str, repo: Repo, name: str) -> None:
+    """One source: its repository, named as ``url`` (a plain path or a
+    ``file://`` URL), as the source and the push payloads name it."""
+
+    def __init__(self, settings: Settings, base: str, secret: str, repo: Repo, name: str, url: str) -> None:
         self.settings = settings
         self.base = base
         self.secret = secret
         self.repo = repo
         self.name = name
+        self.url = url
         self.graph = GraphStore.connect(settings)
         self.writer = GraphWriter(self.graph)
         self.redis = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
@@ -121,9 +147,10 @@ class Bench:
         return body, {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature,
                       "Content-Type": "application/json"}
 
-    def push_payload(self, after: str, modified: list[str]) -> dict[str, object]:
-        return {"after": after, "repository": {"clone_url": str(self.repo.root)},
-                "commits": [{"id": after, "added": [], "removed": [], "modified": modified}]}
+    def push_payload(self, after: str, modified: list[str], *, added: list[str] | None = None,
+                     removed: list[str] | None = None) -> dict[str, object]:
+        return {"after": after, "repository": {"clone_url": self.url},
+                "commits": [{"id": after, "added": added or [], "removed": removed or [], "modified": modified}]}
 
     def stored(self) -> dict[str, str]:
         return {p: c for p, (_, c) in self.writer.documents(self.name, VERSION).items()}
@@ -141,32 +168,61 @@ class Bench:
 
     # --- 1. push -> searchable ----------------------------------------------------
 
-    async def push_to_searchable(self, runs: int, timeout_s: float) -> list[float]:
-        seconds: list[float] = []
+    def change(self, kind: str, run: int, words: list[tuple[str, str]]) -> tuple[dict[str, object], str, str | None]:
+        """Commit one change of ``kind``; the payload, the marker to look for
+        and the page path it must come back at (None: it must be gone).
+        ``words`` holds (marker, path) of the pages ``added`` made, which
+        ``renamed`` moves and ``removed`` deletes."""
+        if kind == "added":
+            word, path = marker(), f"new/page-{run}.md"
+            self.repo.write(f"docs/{path}", page_text("New page", word, f"added by run {run}"))
+            words.append((word, path))
+            sha = self.repo.commit(f"add {path}")
+            return self.push_payload(sha, [], added=[f"docs/{path}"]), word, path
+        if kind == "modified":
+            word = marker()
+            self.repo.write(FRESH_PAGE, page_text("Fresh page", word, f"run {run}"))
+            sha = self.repo.commit(f"modify, run {run}")
+            return self.push_payload(sha, [FRESH_PAGE]), word, FRESH_PAGE.removeprefix("docs/")
+        word, path = words[run % len(words)]
+        if kind == "renamed":
+            moved = path.replace("new/", "moved/", 1)
+            self.repo.move(f"docs/{path}", f"docs/{moved}")
+            words[run % len(words)] = (word, moved)
+            sha = self.repo.commit(f"rename {path}")
+            return self.push_payload(sha, [], removed=[f"docs/{path}"], added=[f"docs/{moved}"]), word, moved
+        self.repo.remove(f"docs/{path}")
+        sha = self.repo.commit(f"remove {path}")
+        return self.push_payload(sha, [], removed=[f"docs/{path}"]), word, None
+
+    async def push_to_searchable(self, runs: int, timeout_s: float) -> dict[str, list[float]]:
+        """Seconds from the webhook to the search showing it, per kind."""
+        seconds: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        words: list[tuple[str, str]] = []
         async with Client(f"{self.base}/mcp") as mcp, httpx.AsyncClient(timeout=30) as http:
-            for run in range(runs):
-                word = marker()
-                self.repo.write(FRESH_PAGE, f"# Fresh page\n\nThe freshness marker {word} shows the newest "
-                                            f"change, run {run}.\n")
-                sha = self.repo.commit(f"run {run}")
-                body, headers = self.signed(self.push_payload(sha, [FRESH_PAGE]), f"run-{uuid.uuid4()}")
-                started = time.perf_counter()
-                response = await http.post(f"{self.base}/webhooks/github", content=body, headers=headers)
-                if response.status_code != 202:
-                    raise SystemExit(f"the webhook answered {response.status_code}: {response.text}")
-                while True:
-                    result = await mcp.call_tool("search_documentation",
-                                                 {"query": f"freshness marker {word}", "version": VERSION,
-                                                  "top_k": 3})
-                    # the marker in a returned section, not the answer's echo of the query
-                    evidence = (result.structured_content or {}).get("evidence", [])
-                    if any(word in e["snippet"] and e["path"] == "fresh.md" for e in evidence):
-                        break
-                    if time.perf_counter() - started > timeout_s:
-                        raise SystemExit(f"run {run}: {word} not searchable after {timeout_s:.0f}s")
-                    await asyncio.sleep(0.05)
-                seconds.append(time.perf_counter() - started)
-                print(f"  run {run + 1:>2}: {seconds[-1]:.2f} s")
+            for kind in KINDS:
+                for run in range(runs):
+                    payload, word, path = self.change(kind, run, words)
+                    body, headers = self.signed(payload, f"run-{uuid.uuid4()}")
+                    started = time.perf_counter()
+                    response = await http.post(f"{self.base}/webhooks/github", content=body, headers=headers)
+                    if response.status_code != 202:
+                        raise SystemExit(f"the webhook answered {response.status_code}: {response.text}")
+                    while True:
+                        result = await mcp.call_tool("search_documentation",
+                                                     {"query": f"freshness marker {word}", "version": VERSION,
+                                                      "top_k": 3})
+                        # the marker in a returned section, not the answer's echo of the query
+                        evidence = (result.structured_content or {}).get("evidence", [])
+                        at = {e["path"] for e in evidence if word in e["snippet"]}
+                        if at == ({path} if path else set()):
+                            break
+                        if time.perf_counter() - started > timeout_s:
+                            raise SystemExit(f"{kind} run {run}: {word} at {sorted(at)}, not {path}, "
+                                             f"after {timeout_s:.0f}s")
+                        await asyncio.sleep(0.05)
+                    seconds[kind].append(time.perf_counter() - started)
+                    print(f"  {kind:<8} run {run + 1:>2}: {seconds[kind][-1]:.2f} s")
         return seconds
 
     # --- 2. burst -------------------------------------------------------------------
@@ -258,7 +314,9 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=20, help="pushes per URL form and kind of change")
+    parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS),
+                        help="how the sources name their repository: a plain path, a file:// URL")
     parser.add_argument("--burst", type=int, default=2000, help="deliveries in the burst (0 skips it)")
     parser.add_argument("--duplicates", type=int, default=200, help="deliveries of the burst that repeat an id")
     parser.add_argument("--pool", type=int, default=400, help="pages the burst's deliveries name")
@@ -266,41 +324,53 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one run may take")
     parser.add_argument("--drain-timeout", type=float, default=900.0)
-    parser.add_argument("--keep", action="store_true", help="leave the bench source and its pages")
+    parser.add_argument("--keep", action="store_true", help="leave the bench sources and their pages")
     args = parser.parse_args()
 
     settings = load_settings()
     connect(settings, allow_in_process=False)
     secret = uuid.uuid4().hex
     os.environ[SECRET_ENV] = secret
-    repo = Repo(Path(tempfile.mkdtemp(prefix="wd-fresh-")) / "repo")
-    repo.write(FRESH_PAGE, "# Fresh page\n\nNothing new yet.\n")
-    for n in range(args.pool):
-        repo.write(f"docs/pool/p{n:04d}.md", pool_page(n, "one"))
-    repo.commit("first")
-    name = f"bench-fresh-{uuid.uuid4().hex[:6]}"
     admin = SourceAdmin(settings)
     added = time.monotonic()
-    admin.add(SourceConfig(name=name, kind="git", url=str(repo.root), docs_path="docs", version=VERSION,
-                           webhook_secret_env=SECRET_ENV, interval_s=3600))
+    sources: list[tuple[str, Repo, str]] = []  # name, repository, url
+    for n, form in enumerate(args.forms):
+        repo = Repo(Path(tempfile.mkdtemp(prefix="wd-fresh-")) / "repo")
+        repo.write(FRESH_PAGE, "# Fresh page\n\nNothing new yet.\n")
+        for p in range(args.pool if n == 0 and args.burst else 0):  # the burst runs on the first source
+            repo.write(f"docs/pool/p{p:04d}.md", pool_page(p, "one"))
+        repo.commit("first")
+        name, url = f"bench-fresh-{form}-{uuid.uuid4().hex[:6]}", FORMS[form](repo.root)
+        admin.add(SourceConfig(name=name, kind="git", url=url, docs_path="docs", version=VERSION,
+                               webhook_secret_env=SECRET_ENV, interval_s=3600))
+        sources.append((name, repo, url))
     served = deploy(settings, host=settings.serve_host, port=settings.serve_port)  # replicas get the secret
     base = served.url.removesuffix("/mcp")
-    bench = Bench(settings, base, secret, repo, name)
+    benches = [Bench(settings, base, secret, repo, name, url) for name, repo, url in sources]
     try:
-        bench.wait_ingested(900)
-        print(f"source {name}: {args.pool + 1} pages ingested by the first poll, {time.monotonic() - added:.1f} s "
-              "after `sources add` (the redeploy included)")
-        if args.runs:
+        for bench in benches:
+            bench.wait_ingested(900)
+            print(f"source {bench.name} ({bench.url}): {len(bench.expected())} pages ingested by the first poll, "
+                  f"{time.monotonic() - added:.1f} s after `sources add` (the redeploy included)")
+        figures: list[str] = []
+        for form, bench in zip(args.forms, benches):
+            if not args.runs:
+                break
+            print(f"push -> searchable, source named by {form}:")
             seconds = asyncio.run(bench.push_to_searchable(args.runs, args.timeout))
-            print(f"push -> searchable over {len(seconds)} runs: p50 {statistics.median(seconds):.2f} s  "
-                  f"p95 {pct(seconds, 0.95):.2f} s  max {max(seconds):.2f} s")
+            figures += [f"  {form:<4} {kind:<8} p50 {statistics.median(s):.2f} s  p95 {pct(s, 0.95):.2f} s  "
+                        f"max {max(s):.2f} s" for kind, s in seconds.items()]
+        if figures:
+            print(f"push -> searchable, {args.runs} runs each:")
+            print("\n".join(figures))
         if args.burst:
-            bench.burst(args.burst, args.pool, args.pages_per_delivery, args.duplicates, args.concurrency,
-                        args.drain_timeout)
+            benches[0].burst(args.burst, args.pool, args.pages_per_delivery, args.duplicates, args.concurrency,
+                             args.drain_timeout)
     finally:
         if not args.keep:
-            removed = admin.remove(name)
-            print(f"removed the bench source: {removed.documents_deleted} documents")
+            for bench in benches:
+                removed = admin.remove(bench.name)
+                print(f"removed the bench source {bench.name}: {removed.documents_deleted} documents")
 
 
 if __name__ == "__main__":

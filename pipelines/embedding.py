@@ -7,21 +7,41 @@ job asks for ``num_gpus`` and the model follows ``torch.cuda.is_available()``.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from wekadocs.embedder import Embedder
 
-__all__ = ["EmbedBatch"]
+__all__ = ["EmbedBatch", "node_threads"]
+
+
+def node_threads(actors: int, cores: int | None = None) -> int:
+    """Torch threads for one of ``actors`` embedding actors sharing a node:
+    its cores (those this process may run on), split evenly.
+
+    Ray's CPU reservation is bookkeeping, and Serve replicas hold fractions
+    of a CPU that they mostly leave idle; flooring what is free left the
+    actor one thread on a two-core node and ingestion at half speed."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, actors))
 
 
 class EmbedBatch:
-    def __init__(self, model_name: str, batch_size: int, device: str, threads: int) -> None:
+    """Args:
+        threads: torch threads; 0 for ``node_threads(actors)`` on the node the
+            actor runs on (the driver cannot know that node's cores).
+        actors: embedding actors in the pool, sharing the node's cores.
+    """
+
+    def __init__(self, model_name: str, batch_size: int, device: str, threads: int, actors: int = 1) -> None:
         import torch
 
-        if threads > 0:
-            torch.set_num_threads(threads)  # Ray sets 1 thread per requested CPU
+        # Ray sets OMP_NUM_THREADS to the reserved CPUs (1 for a fraction):
+        # the thread count is set here, from the cores, whatever was reserved.
+        torch.set_num_threads(threads if threads > 0 else node_threads(actors))
         self.embedder = Embedder(model_name, device=None if device == "auto" else device,
                                  batch_size=batch_size)
 

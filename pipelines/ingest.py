@@ -280,15 +280,16 @@ class Ingestor:
         use_gpu = s.embedding_device == "cuda" or (
             s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
         )
-        threads, cpus = (0, 1.0) if use_gpu else embedding_cpus(ray.available_resources().get("CPU", 0.0),
-                                                                 s.embedding_actors)
+        threads, cpus = (s.embed_threads, 1.0) if use_gpu else embedding_cpus(
+            ray.available_resources().get("CPU", 0.0), s.embedding_actors, s.embed_threads)
         dataset = ray.data.from_items(
             [{"checksum": c, "text": t} for c, t in missing],
             override_num_blocks=max(1, min(len(missing) // 256, 64)),
         ).map_batches(
             EmbedBatch,
             fn_constructor_kwargs=dict(model_name=s.embedding_model, batch_size=s.embedding_batch_size,
-                                       device="cuda" if use_gpu else "cpu", threads=threads),
+                                       device="cuda" if use_gpu else "cpu", threads=threads,
+                                       actors=s.embedding_actors),
             batch_size=s.embedding_batch_size * 8,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
@@ -321,15 +322,17 @@ def _count(metrics: IngestMetrics, report: IngestReport, tags: dict[str, str]) -
         metrics.embeddings.inc(report.embeddings_computed, tags=tags)
 
 
-def embedding_cpus(free: float, actors: int) -> tuple[int, float]:
+def embedding_cpus(free: float, actors: int, threads: int = 0) -> tuple[int, float]:
     """(torch threads, CPUs to reserve) for each CPU embedding actor, from the
-    CPUs free *now*. The actor reserves the cores its torch threads use, so
-    Ray neither oversubscribes them nor pins torch to one thread; but never
-    more than is free — Serve replicas hold fractions of a CPU, and an actor
-    asking for the whole cluster would wait forever."""
-    share = free / max(1, actors)
-    threads = max(1, int(share))
-    return threads, min(float(threads), max(share, 0.0))
+    CPUs free *now*. The two are separate: the reservation is what is free
+    (a fraction when Serve replicas hold some), never more, or an actor
+    asking for more than the cluster has left would wait forever; the
+    threads are ``threads`` when set (``WEKADOCS_EMBED_THREADS``), else 0:
+    the cores of the actor's node (``EmbedBatch``), not the reservation
+    floored, which left one thread on two cores while Serve was up. A set
+    thread count also caps the reservation, leaving the rest to others."""
+    share = max(free / max(1, actors), 0.0)
+    return threads, min(float(threads), share) if threads > 0 else share
 
 
 def ensure_collection(settings: Settings, vectors: VectorStore) -> str:

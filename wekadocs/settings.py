@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     embedding_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to embed")
     embedding_batch_size: int = Field(32, description="texts per forward pass")
     embedding_actors: int = Field(1, description="embedding actors in the Ray Data pool")
+    embed_threads: int = Field(0, ge=0, description="torch threads per embedding actor; 0 = the cores of its "
+                               "node shared by the actors, whatever CPUs Ray could reserve")
     query_precision: Literal["float32", "bfloat16"] = Field(
         "float32",
         description="the query service's model weights; bfloat16 is faster only on CPUs with native "

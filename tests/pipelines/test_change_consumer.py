@@ -19,6 +19,7 @@ from connectors.poller import SourcePoller
 from connectors.source_connector import SourceConnector
 from pipelines.change_consumer import ChangeConsumer, pages_to_read
 from pipelines.ingest import Ingestor
+from serve_apps.webhook_app import push_events
 from wekadocs.change_event import ChangeEvent
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.embedder import Embedder
@@ -26,6 +27,8 @@ from wekadocs.graph_schema import apply_schema
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import GraphWriter
 from wekadocs.ids import checksum
+from wekadocs.query.assembly import open_toolbox
+from wekadocs.query.engine import QueryEngine
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
@@ -36,6 +39,12 @@ from tests.git_repo import Repo
 @pytest.fixture(scope="module")
 def encoder() -> Embedder:
     return Embedder("all-MiniLM-L6-v2", device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def query_engine(settings: Settings, graph: GraphStore, ray_connection: object) -> QueryEngine:
+    """The query engine a replica holds, kept across the pushes of a test."""
+    return open_toolbox(settings, vector_store_for(settings), graph=graph).engine
 
 
 @dataclass
@@ -69,7 +78,9 @@ class Rig:
 
 @pytest.fixture
 def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: Embedder,
-        tmp_path: Path) -> Iterator[Rig]:
+        tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """``request.param`` (indirect): how the source names its repository,
+    ``path`` (the default) or a ``file://`` URL."""
     apply_schema(graph)
     client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
     prefix = f"test:{uuid.uuid4().hex[:8]}"
@@ -79,7 +90,8 @@ def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: 
     repo.write("docs/setup.md", "# Set up gadgets\n\n## Install\n\nRun `gadget install --fast` first.\n")
     repo.write("docs/moving.md", "# Moving page\n\n" + "This body stays while the page moves.\n" * 6)
     repo.commit("first")
-    config = SourceConfig(name=name, kind="git", url=str(repo.root), docs_path="docs", version="1.0")
+    url = repo.root.as_uri() if getattr(request, "param", "path") == "file" else str(repo.root)
+    config = SourceConfig(name=name, kind="git", url=url, docs_path="docs", version="1.0")
     registry = SourceRegistry(client, key=f"{prefix}:sources")
     registry.add(config)
     queue = ChangeQueue(client, name=f"{prefix}:changes")
@@ -247,3 +259,54 @@ def test_a_poison_event_holds_back_only_itself_and_goes_to_dead_letters(rig: Rig
     assert rig.queue.dead_letter_list() == []
     [again] = rig.queue.read("c3", count=10)
     assert (again.event, again.deliveries) == (poison, 1)
+
+
+def _found(engine: QueryEngine, word: str, version: str) -> set[str]:
+    """Paths of the sections a search for ``word`` returns that hold it."""
+    result = engine.search(f"freshness marker {word}", version=version, top_k=5)
+    return {e.path for e in result.evidence(5) if word in e.snippet}
+
+
+@pytest.mark.parametrize("rig", ["path", "file"], indirect=True)
+def test_each_kind_of_push_is_searchable_after_one_step(rig: Rig, query_engine: QueryEngine) -> None:
+    """A push of an added, modified, renamed or removed page shows in search
+    as soon as the consumer's one step applied it, with the engine's page
+    lists already read before the push (as in a running query replica)."""
+    rig.poller.poll()
+    rig.consumer.step(block_ms=None)
+    version = rig.config.effective_version
+    pushes = 0
+
+    def push(change: str, path: str, word: str = "", *, old_path: str = "") -> None:
+        nonlocal pushes
+        if change == "removed":
+            rig.repo.remove(f"docs/{path}")
+        elif change == "renamed":
+            rig.repo.move(f"docs/{old_path}", f"docs/{path}")
+        else:
+            rig.repo.write(f"docs/{path}", f"# Pushed page\n\nThe freshness marker {word} arrived by a push.\n")
+        sha = rig.repo.commit(f"{change} {path}")
+        listed = {"added": [], "modified": [], "removed": []}
+        if change == "renamed":  # GitHub lists a rename as the old path removed, the new one added
+            listed["removed"].append(f"docs/{old_path}")
+            listed["added"].append(f"docs/{path}")
+        else:
+            listed[change].append(f"docs/{path}")
+        pushes += 1
+        payload = {"after": sha, "commits": [{"id": sha, **listed}]}
+        for event in push_events(rig.config, payload, f"push-{pushes}"):
+            rig.queue.enqueue(event)
+        step = rig.consumer.step(block_ms=None)
+        assert step.acknowledged == step.deliveries > 0 and not step.errors, step
+
+    assert _found(query_engine, "intro", version) == set()  # the engine has read this version's pages
+    push("added", "fresh.md", "mkadded")
+    assert _found(query_engine, "mkadded", version) == {"fresh.md"}, "an added page is not searchable"
+    push("modified", "fresh.md", "mkmodified")
+    assert _found(query_engine, "mkmodified", version) == {"fresh.md"}
+    assert _found(query_engine, "mkadded", version) == set()
+    push("renamed", "moved/fresh.md", old_path="fresh.md")
+    assert _found(query_engine, "mkmodified", version) == {"moved/fresh.md"}, "a renamed page is not searchable"
+    push("removed", "moved/fresh.md")
+    assert _found(query_engine, "mkmodified", version) == set()
+    assert rig.stored() == rig.expected()

@@ -16,6 +16,7 @@ import pytest
 import ray
 
 from cluster.vector_owner import vector_store_for
+from pipelines.embedding import EmbedBatch
 from pipelines.ingest import IngestReport, Ingestor, embedding_cpus
 from pipelines.reconcile import reconcile
 from wekadocs.graph_schema import apply_schema
@@ -342,10 +343,40 @@ class CpuHolder:
 
 
 def test_embedding_reserves_only_the_cpus_that_are_free() -> None:
-    assert embedding_cpus(2.0, 1) == (2, 2.0)
-    assert embedding_cpus(1.65, 1) == (1, 1.0)  # Serve replicas hold 0.35
-    assert embedding_cpus(0.5, 1) == (1, 0.5)  # never more than is free
-    assert embedding_cpus(4.0, 2) == (2, 2.0)
+    # threads 0: the actor takes its node's cores, whatever it could reserve
+    assert embedding_cpus(2.0, 1) == (0, 2.0)
+    assert embedding_cpus(1.65, 1) == (0, 1.65)  # Serve replicas hold 0.35
+    assert embedding_cpus(0.5, 1) == (0, 0.5)  # never more than is free
+    assert embedding_cpus(4.0, 2) == (0, 2.0)
+    assert embedding_cpus(1.65, 1, threads=1) == (1, 1.0)  # set threads cap the reservation
+    assert embedding_cpus(0.5, 1, threads=4) == (4, 0.5)
+
+
+class ThreadProbe(EmbedBatch):
+    """The embedding actor, asked how many threads torch runs it with."""
+
+    def torch_threads(self) -> int:
+        import torch
+
+        return int(torch.get_num_threads())
+
+
+def test_the_embedding_actor_uses_the_nodes_cores_while_serve_holds_part_of_a_cpu(
+        settings: Settings, stores: tuple[GraphStore, VectorStore]) -> None:
+    holder = CpuHolder.options(num_cpus=0.35).remote()  # type: ignore[attr-defined]
+    ray.get(holder.ready.remote())
+    try:
+        # built as the ingest job builds it, from what is free now
+        threads, cpus = embedding_cpus(ray.available_resources().get("CPU", 0.0), 1)
+        assert 0 < cpus < settings.ray_num_cpus  # type: ignore[operator]
+        actor = ray.remote(ThreadProbe).options(num_cpus=cpus).remote(  # type: ignore[attr-defined]
+            settings.embedding_model, 32, "cpu", threads)
+        cores = len(os.sched_getaffinity(0))  # the actor runs on this node
+        assert cores > 1, "this test needs a node with two cores or more"
+        assert ray.get(actor.torch_threads.remote(), timeout=300) == cores
+        ray.kill(actor)
+    finally:
+        ray.kill(holder)
 
 
 def test_ingest_finishes_while_other_actors_hold_part_of_the_cpus(settings: Settings, stores,

@@ -12,7 +12,9 @@ system of record, so its failures are errors.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,7 +42,7 @@ KEYWORD_DEPTH = 50  # keyword hits taken into the pool
 KEYWORD_FETCH_CAP = 5000
 VECTOR_DEPTH = 50  # vector hits taken into the pool
 SEEDS = 10  # fused candidates whose neighbours join the pool
-CACHE_S = 10.0  # versions and page lists change only when something is ingested
+SCOPE_CACHE_ENTRIES = 256  # version and page lists kept, by source versions and path prefix
 
 Encoder = Callable[[list[str]], np.ndarray]
 
@@ -87,25 +89,41 @@ class QueryEngine:
         # shell that owns this engine can reconnect the store
         self.vector_failure: str | None = None
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-engine")
-        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        # Versions and page lists, each kept with the catalogue stamp it was
+        # read under. A time-to-live here hid every page added or renamed
+        # since the list was read: push -> searchable took the full 10 s.
+        self._cache: OrderedDict[tuple[str, ...], tuple[Any, Any]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._version_count = 1  # sizes the keyword fetch; the last versions() read
         # Word sets of section texts for the ranking features: a pure function
         # of the text, and popular sections are candidates query after query.
         self._word_set = lru_cache(maxsize=4096)(word_set)
 
     # -- scope ---------------------------------------------------------------
 
+    def catalog(self) -> tuple[int, Any]:
+        """The stamp of the page catalogue: page count and newest creation.
+        One cheap read per search, instead of re-reading the page lists."""
+        rows = self.run("catalog", limit=1)
+        return (int(rows[0]["documents"]), rows[0]["newest"]) if rows else (0, None)
+
     def versions(self) -> list[str]:
         """Every ingested version label, oldest first."""
         return sorted({v.version for v in self.source_versions()}, key=version_key)
 
-    def source_versions(self) -> list[SourceVersion]:
-        return self._cached(("sources",), lambda: source_versions(self.run("source_versions", limit=200)))
+    def source_versions(self, stamp: tuple[int, Any] | None = None) -> list[SourceVersion]:
+        stamp = self.catalog() if stamp is None else stamp
+        held = self._cached(("sources",), stamp,
+                            lambda: source_versions(self.run("source_versions", limit=200)))
+        self._version_count = max(1, len({v.version for v in held}))
+        return held
 
     def scope(self, version: str | None, path_prefix: str | None) -> Scope:
         """The pages a question covers: ``version`` across every source that
         has it, or without one the current version of each source
         (``scope.py`` says which that is)."""
-        held = self.source_versions()
+        stamp = self.catalog()
+        held = self.source_versions(stamp)
         if not held:
             raise QueryError("nothing is ingested yet: run `wekadocs ingest PATH` first")
         if version:
@@ -116,7 +134,7 @@ class QueryEngine:
         else:
             pairs = sorted(current_versions(held).items())
         prefix = (path_prefix or "").lstrip("/")
-        rows = self._cached(("docs", prefix, *(f"{s}\0{v}" for s, v in pairs)), lambda: self.run(
+        rows = self._cached(("docs", prefix, *(f"{s}\0{v}" for s, v in pairs)), stamp, lambda: self.run(
             "scope_documents", pairs=[{"source": s, "version": v} for s, v in pairs], path_prefix=prefix,
             limit=1))
         ids = tuple(rows[0]["ids"]) if rows else ()
@@ -179,7 +197,7 @@ class QueryEngine:
         # The index spans every version and source; fetch enough hits that the
         # best KEYWORD_DEPTH of this scope are among them (a page repeated in
         # 22 versions scores the same in each).
-        fetch = min(KEYWORD_FETCH_CAP, KEYWORD_DEPTH * 2 * len(self.versions()))
+        fetch = min(KEYWORD_FETCH_CAP, KEYWORD_DEPTH * 2 * self._version_count)
         rows = self.run("keyword_sections", index=FULLTEXT_INDEX, query=lucene, fetch=fetch,
                         doc_ids=list(scope.document_ids), limit=KEYWORD_DEPTH)
         return [(str(r["section_id"]), float(r["score"])) for r in rows]
@@ -237,13 +255,21 @@ class QueryEngine:
         """Run one template through the validator."""
         return self.guard.run(template(name).cypher, **params)
 
-    def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
-        now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
+    def _cached(self, key: tuple[str, ...], stamp: tuple[int, Any], load: Callable[[], Any]) -> Any:
+        """``load()``'s value, read again only when the catalogue changed. The
+        keys include a caller's ``path_prefix``: the least recently used go
+        past SCOPE_CACHE_ENTRIES, so distinct prefixes cannot grow memory."""
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                self._cache.move_to_end(key)
+                return hit[1]
         value = load()
-        self._cache[key] = (now, value)
+        with self._cache_lock:
+            self._cache[key] = (stamp, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > SCOPE_CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return value
 
 
