@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import psutil  # noqa: E402
 
 from cluster import services  # noqa: E402
-from cluster.processes import free_port  # noqa: E402
+from cluster.processes import free_ports  # noqa: E402
 from cluster.ray_runtime import connect, disconnect  # noqa: E402
 from cluster.vector_owner import vector_store_for  # noqa: E402
 from pipelines.ingest import Ingestor  # noqa: E402
@@ -112,8 +112,8 @@ def main() -> None:
     root = corpus()
     data_dir = Path(tempfile.mkdtemp(prefix="wdb-"))
     settings = load_settings(
-        data_dir=data_dir, neo4j_port=free_port(), redis_port=free_port(), ray_port=free_port(),
-        ray_dashboard_port=free_port(), ray_client_port=free_port(), ray_metrics_port=free_port(),
+        data_dir=data_dir, **dict(zip(("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port",
+                                       "ray_client_port", "ray_metrics_port"), free_ports(6))),
     )
     counter = TokenCounter(settings.embedding_model)
     budget = settings.section_token_budget

@@ -31,6 +31,7 @@ from wekadocs.source_registry import SourceRegistry
 from wekadocs.source_state import SourceState
 from tests.cluster.test_cli import run, stack_env
 from tests.git_repo import Repo
+from tests.prometheus_text import wait_for_series
 
 FOLDERS = ("licensing", "wekapod", "best-practice-guides")
 SECRET = "e2e-secret"
@@ -148,14 +149,11 @@ def test_a_repository_moving_from_4_3_to_4_4_is_followed_commit_by_commit(
     assert shown["queue"]["depth"] == 0
 
     # Breaker state, queue depth and applied changes reach Ray's metrics agent (what Prometheus scrapes).
-    wanted = ("ray_wekadocs_source_breaker_state{", f'source="{name}"', "ray_wekadocs_queue_depth",
-              "ray_wekadocs_changes_applied")
-
-    def exported() -> bool:
-        body = httpx.get(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", timeout=10).text
-        return all(part in body for part in wanted)
-
-    wait_for(exported, 90, "the freshness metrics exported")
+    wait_for_series(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", {
+        "this source's breaker state": ("ray_wekadocs_source_breaker_state", f'source="{name}"'),
+        "the queue depth": ("ray_wekadocs_queue_depth", ""),
+        "changes applied": ("ray_wekadocs_changes_applied_total", ""),
+    })
 
     listed = json.loads(run("sources", "list", "--json", env=env).stdout.strip().splitlines()[-1])
     assert name in [s["name"] for s in listed["sources"]]
