@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from cluster import services as local_services
+from wekadocs.change_event import ChangeEvent
 from wekadocs.errors import SettingsError, WekadocsError
 from wekadocs.settings import Settings, load_settings
 
@@ -537,12 +538,15 @@ def queue_dead_letters(ctx: click.Context, replay: bool, as_json: bool) -> None:
     from cluster.queue_admin import dead_letters
 
     report = dead_letters(_settings(ctx), replay=replay)
-    lines = [f"{letter.entry_id}  {letter.event.source + ' ' + repr(letter.event.path) if letter.event else '(not an event)'}"
-             f"  deliveries {letter.deliveries}  error: {letter.error}" for letter in report.letters]
-    lines = lines or ["no dead letters"]
+    lines = [f"{letter.entry_id}  {_letter_page(letter.event)}  deliveries {letter.deliveries}  error: {letter.error}"
+             for letter in report.letters] or ["no dead letters"]
     if replay:
         lines.append(f"replayed {report.replayed}; {report.remaining} left (entries that are not events stay)")
     _emit(as_json, report.as_dict(), lines)
+
+
+def _letter_page(event: ChangeEvent | None) -> str:
+    return f"{event.source} {event.path!r}" if event else "(not an event)"
 
 
 @cli.command("eval")

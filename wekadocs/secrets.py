@@ -26,7 +26,6 @@ from wekadocs.errors import WekadocsError
 __all__ = ["SecretStore", "SecretError"]
 
 
-
 class SecretError(WekadocsError):
     """A secret's name is not a variable name, or its file cannot be read or written."""
 
