@@ -26,7 +26,7 @@ from wekadocs.graph_store import GraphStore
 from wekadocs.ids import checksum
 from wekadocs.model import Extraction, ParsedDocument, Section
 
-__all__ = ["DocumentWrite", "WriteStats", "GraphWriter", "section_state"]
+__all__ = ["DocumentWrite", "WriteStats", "GraphWriter", "section_state", "WRITE_FORMAT"]
 
 Statement = tuple[LiteralString, dict[str, Any]]
 _LABELS = set(ENTITY_LABELS) | {"Section", "Document"}
@@ -57,11 +57,18 @@ class WriteStats:
         self.deleted_section_ids.extend(other.deleted_section_ids)
 
 
+# What the writer stores beyond the text: bumped when that changes, so the first
+# ingest after an upgrade re-writes every page (graph only: vectors are reused
+# by text checksum). 2: each section's links kept as PageLink records, without
+# which a graph written before could never gain the links it had lost.
+WRITE_FORMAT = 2
+
+
 def section_state(section: Section) -> str:
     """Changes when anything we store about the section changes."""
     links = [(link.path, link.anchor) for link in section.links]
     shape = [section.checksum, section.level, section.title, section.anchor, section.order,
-             section.parent_id, section.part, section.line, links]
+             section.parent_id, section.part, section.line, links, WRITE_FORMAT]
     return checksum(json.dumps(shape))
 
 
@@ -73,12 +80,14 @@ class GraphWriter:
 
     def documents(self, source: str, version: str, paths: list[str] | None = None) -> dict[str, tuple[str, str]]:
         """path -> (document id, checksum) of what is stored for source+version
-        (only ``paths``, when given: a change consumer's few pages)."""
+        (only ``paths``, when given: a change consumer's few pages). A page
+        written in an older WRITE_FORMAT has no checksum, so it is re-written."""
         rows = self.graph.read(
             "MATCH (d:Document {source: $source, version: $version}) "
             "WHERE $paths IS NULL OR d.path IN $paths "
-            "RETURN d.path AS path, d.id AS id, d.checksum AS checksum",
-            source=source, version=version, paths=paths,
+            "RETURN d.path AS path, d.id AS id, "
+            "CASE WHEN d.write_format = $format THEN d.checksum ELSE '' END AS checksum",
+            source=source, version=version, paths=paths, format=WRITE_FORMAT,
         )
         return {row["path"]: (row["id"], row["checksum"]) for row in rows}
 
@@ -238,6 +247,7 @@ def _documents(batch: list[DocumentWrite], run_id: str) -> list[Statement]:
                 "source": d.source, "path": d.path, "version": d.version, "title": d.title,
                 "description": d.description, "source_type": d.source_type,
                 "source_uri": d.source_uri, "checksum": d.checksum, "run_id": run_id,
+                "write_format": WRITE_FORMAT,
             },
         })
     return [(
