@@ -10,13 +10,17 @@
 (e) 4.3 -> 4.4 as an update of one source: embeddings computed vs section
     texts that actually changed;
 (f) all versions: embeddings computed vs unique section texts, wall time,
-    peak RSS (this process, and the Ray workers together).
+    peak RSS (this process, and the Ray workers together);
+(g) cold ingest of 4.4 again, with the MCP and webhook apps deployed on the
+    same head (their replicas hold fractions of a CPU), into a fresh embedding
+    version: the same work as (c), and its ratio to (c).
 
 The benchmark starts its own stack (Neo4j, Redis, Ray head) on free ports in a
 temporary folder and stops it at the end. Nothing is asserted.
 
     .venv/bin/python perf/bench_ingest.py                 # everything (~40 min on 2 cores)
     .venv/bin/python perf/bench_ingest.py --parts a b     # encode vs the Ray Data stage only
+    .venv/bin/python perf/bench_ingest.py --parts c g     # cold ingest, idle head vs Serve deployed
 """
 
 from __future__ import annotations
@@ -105,10 +109,11 @@ def texts_per_second(count: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=list("abcdef"), choices=list("abcdef"),
-                        help="which figures to measure ((b) needs (a))")
+    parser.add_argument("--parts", nargs="+", default=list("abcdefg"), choices=list("abcdefg"),
+                        help="which figures to measure ((b) needs (a), (d) and (g) need (c))")
     args = parser.parse_args()
-    parts = set(args.parts) | ({"a"} if "b" in args.parts else set()) | ({"c"} if "d" in args.parts else set())
+    wanted = set(args.parts)
+    parts = wanted | ({"a"} if "b" in wanted else set()) | ({"c"} if wanted & {"d", "g"} else set())
     root = corpus()
     data_dir = Path(tempfile.mkdtemp(prefix="wdb-"))
     settings = load_settings(
@@ -161,8 +166,7 @@ def figures(settings, graph, root, texts, best_raw, counter, parts):  # type: ig
     ingestor = Ingestor(settings, graph, vectors, progress=False)
     if "b" in parts:
         embedding_stage(ingestor, texts, best_raw)
-    if "c" in parts:
-        cold_and_noop(ingestor, root, "d" in parts)
+    cold = cold_and_noop(ingestor, root, "d" in parts) if "c" in parts else None
 
     if "e" in parts:
         # (e) in a fresh embedding version, so only 4.3's texts are known before the update
@@ -178,6 +182,9 @@ def figures(settings, graph, root, texts, best_raw, counter, parts):  # type: ig
 
     if "f" in parts:
         all_versions(settings, graph, vectors, root, counter)
+
+    if "g" in parts and cold is not None:
+        cold_with_serve(settings, graph, vectors, root, cold)
 
 
 def embedding_stage(ingestor, texts, best_raw):  # type: ignore[no-untyped-def]
@@ -209,11 +216,29 @@ def cold_and_noop(ingestor, root, noop_too):  # type: ignore[no-untyped-def]
     print(f"(c) cold ingest of 4.4: {cold.seconds:.1f} s ({cold.documents_changed} documents, "
           f"{cold.sections_written} sections, {cold.entities_written} entities, "
           f"{cold.embeddings_computed} embedded, {cold.embeddings_reused} reused)")
-    if not noop_too:
-        return
-    noops = [ingestor.run(root / "4.4", source="weka-4.4", version="4.4").seconds for _ in range(3)]
-    noop = statistics.median(noops)
-    print(f"(d) no-op re-ingest of 4.4: median {noop:.2f} s of 3 = {100 * noop / cold.seconds:.1f}% of (c)")
+    if noop_too:
+        noops = [ingestor.run(root / "4.4", source="weka-4.4", version="4.4").seconds for _ in range(3)]
+        noop = statistics.median(noops)
+        print(f"(d) no-op re-ingest of 4.4: median {noop:.2f} s of 3 = {100 * noop / cold.seconds:.1f}% of (c)")
+    return cold
+
+
+def cold_with_serve(settings, graph, vectors, root, cold):  # type: ignore[no-untyped-def]
+    """(g) the cold ingest of (c) again while the Serve apps hold part of the head's CPUs."""
+    from ray import serve
+
+    from cluster.processes import free_port
+    from cluster.serve_runner import deploy
+
+    served = deploy(settings, host="127.0.0.1", port=free_port())
+    try:
+        fresh = settings.model_copy(update={"embedding_version": "bench-serve-up"})
+        busy = Ingestor(fresh, graph, vectors, progress=False).run(root / "4.4", source="weka-4.4-serve",
+                                                                   version="4.4")
+    finally:
+        serve.shutdown()
+    print(f"(g) cold ingest of 4.4 with {', '.join(served.apps)} deployed: {busy.seconds:.1f} s "
+          f"({busy.embeddings_computed} embedded) = {busy.seconds / cold.seconds:.2f} x (c)")
 
 
 def all_versions(settings, graph, vectors, root, counter):  # type: ignore[no-untyped-def]
