@@ -25,6 +25,7 @@ import pickle
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,11 @@ class Ingestor:
         changed = [f for f in files if stored.get(f.path, ("", ""))[1] != f.checksum]
         gone = [doc_id for path, (doc_id, _) in stored.items() if path not in present]
 
-        stats = self._write(self._parsed_batches(changed, source, version, report), gone, metrics, tags)
+        # A write that fails leaves the parse stage suspended: close it here, so Ray
+        # Data's executor shuts down now and not whenever the garbage collector
+        # gets to it (by then Ray may be gone, and the shutdown fails unreported).
+        with closing(self._parsed_batches(changed, source, version, report)) as batches:
+            stats = self._write(batches, gone, metrics, tags)
         return self._finish(stats, report, metrics, tags, started)
 
     def apply_pages(self, pages: list[PageChange], *, source: str, version: str,
@@ -233,14 +238,15 @@ class Ingestor:
             num_cpus=min(1.0, ray.available_resources().get("CPU", 0.0)),  # see embedding_cpus
         )
         batch: list[DocumentWrite] = []
-        for row in dataset.iter_rows():
-            if row["error"]:
-                report.errors.append({"path": row["path"], "error": row["error"]})
-                continue
-            batch.append(pickle.loads(row["payload"]))
-            if len(batch) >= s.write_batch_documents:
-                yield batch
-                batch = []
+        with closing(iter(dataset.iter_rows())) as rows:
+            for row in rows:
+                if row["error"]:
+                    report.errors.append({"path": row["path"], "error": row["error"]})
+                    continue
+                batch.append(pickle.loads(row["payload"]))
+                if len(batch) >= s.write_batch_documents:
+                    yield batch
+                    batch = []
         if batch:
             yield batch
 
