@@ -6,8 +6,9 @@ CLOSED (calls go through) → OPEN after ``failure_threshold`` failures in a row
 its failure. A trial that ends with no verdict (the source asked to wait, or
 our own store failed before the call) hands its slot back (``release``), and
 a trial never answered within ``reset_timeout_s`` lapses, so a half-open
-breaker can never refuse forever. Plain Python; the Ray actor that polls a source holds one, so its
-state lives as long as the poller and is reported from there.
+breaker can never refuse forever. Plain Python; the Ray actor that polls a
+source holds one, so its state lives as long as the poller and is reported
+from there.
 """
 
 from __future__ import annotations
