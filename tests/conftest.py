@@ -57,9 +57,10 @@ def settings(short_tmp: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[list[services.ServiceReport]]:
-    reports = services.up(settings)
-    yield reports
-    services.down(settings)
+    try:
+        yield services.up(settings)
+    finally:  # also when `up` failed half-way: what did start is recorded, and stops here
+        services.down(settings)
 
 
 @pytest.fixture(scope="session")
