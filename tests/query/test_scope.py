@@ -111,3 +111,26 @@ def test_show_path_stays_in_its_version(box: Toolbox, graph: GraphStore) -> None
     hops = answer.diagnostics["hops"]
     assert {version_of(graph, h["section_id"]) for h in hops} <= {VERSION}, hops
     assert {e.section_id for e in answer.evidence} == {h["section_id"] for h in hops}
+
+
+def test_a_named_version_written_again_becomes_current_at_once(box: Toolbox, settings: Settings,
+                                                              graph: GraphStore, short_tmp: Path) -> None:
+    """No page is added: only a write to ``draft`` makes it the last ingested,
+    and an engine that already holds its lists must see that."""
+    from cluster.vector_owner import vector_store_for
+    from pipelines.ingest import Ingestor
+
+    assert box.engine.scope(None, None).as_dict()["sources"][HANDBOOK] == "main"
+    ingest = Ingestor(settings, graph, vector_store_for(settings), progress=False)
+    root = short_tmp / f"scope-{HANDBOOK}-draft"
+    (root / "runbook.md").write_text(PAGES[(HANDBOOK, "draft")]["runbook.md"] + "\nReviewed again.\n",
+                                     encoding="utf-8")
+    try:
+        assert ingest.run(root, source=HANDBOOK, version="draft").documents_changed == 1
+        assert box.engine.scope(None, None).as_dict()["sources"][HANDBOOK] == "draft"
+    finally:  # main current again, as the other modules' default searches expect
+        main = short_tmp / f"scope-{HANDBOOK}-main"
+        (main / "runbook.md").write_text(PAGES[(HANDBOOK, "main")]["runbook.md"] + "\nReviewed.\n",
+                                         encoding="utf-8")
+        ingest.run(main, source=HANDBOOK, version="main")
+    assert box.engine.scope(None, None).as_dict()["sources"][HANDBOOK] == "main"

@@ -101,17 +101,17 @@ class QueryEngine:
 
     # -- scope ---------------------------------------------------------------
 
-    def catalog(self) -> tuple[int, Any]:
-        """The stamp of the page catalogue: page count and newest creation.
-        One cheap read per search, instead of re-reading the page lists."""
+    def catalog(self) -> tuple[Any, ...]:
+        """The stamp of the page catalogue (``catalog.cypher``): one cheap read
+        per search, instead of re-reading the page lists."""
         rows = self.run("catalog", limit=1)
-        return (int(rows[0]["documents"]), rows[0]["newest"]) if rows else (0, None)
+        return (int(rows[0]["documents"]), rows[0]["newest"], rows[0]["edited"]) if rows else (0, None, None)
 
     def versions(self) -> list[str]:
         """Every ingested version label, oldest first."""
         return sorted({v.version for v in self.source_versions()}, key=version_key)
 
-    def source_versions(self, stamp: tuple[int, Any] | None = None) -> list[SourceVersion]:
+    def source_versions(self, stamp: tuple[Any, ...] | None = None) -> list[SourceVersion]:
         stamp = self.catalog() if stamp is None else stamp
         held = self._cached(("sources",), stamp,
                             lambda: source_versions(self.run("source_versions", limit=200)))
@@ -255,7 +255,7 @@ class QueryEngine:
         """Run one template through the validator."""
         return self.guard.run(template(name).cypher, **params)
 
-    def _cached(self, key: tuple[str, ...], stamp: tuple[int, Any], load: Callable[[], Any]) -> Any:
+    def _cached(self, key: tuple[str, ...], stamp: tuple[Any, ...], load: Callable[[], Any]) -> Any:
         """``load()``'s value, read again only when the catalogue changed. The
         keys include a caller's ``path_prefix``: the least recently used go
         past SCOPE_CACHE_ENTRIES, so distinct prefixes cannot grow memory."""

@@ -1,8 +1,9 @@
-// How many pages exist and when the newest was created, across every source
-// and version. A page added, removed or renamed changes one of the two (a
-// modified page keeps its id, so its version's page list stays right), so the
-// engine keeps its version and page lists exactly while these stay the same.
+// The page catalogue's stamp, across every source and version: how many pages
+// exist, when the newest was created and when any was last written. A page
+// added, removed or renamed changes the first two; a write to any page changes
+// the third, which can make another named version of its source the current
+// one. The engine keeps its version and page lists exactly while all three hold.
 // params: limit
 MATCH (d:Document)
-RETURN count(d) AS documents, max(d.created_at) AS newest
+RETURN count(d) AS documents, max(d.created_at) AS newest, max(d.last_edited) AS edited
 LIMIT $limit
