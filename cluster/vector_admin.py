@@ -10,7 +10,7 @@ from cluster import processes
 from cluster.ray_head import RayHead
 from cluster.services import read_state
 from wekadocs.settings import SCHEMA_VERSION, Settings
-from wekadocs.vector_store import VectorStore, open_vector_store
+from wekadocs.vectors import VectorStore, open_vector_store
 
 __all__ = ["vector_store_session", "init_collection", "describe"]
 

@@ -18,7 +18,7 @@ from ray.actor import ActorHandle
 
 from wekadocs.errors import VectorStoreUnavailable
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorHit, VectorPoint, VectorStore, Where, open_vector_store
+from wekadocs.vectors import VectorHit, VectorPoint, VectorStore, Where, open_vector_store
 
 __all__ = ["VectorOwner", "ActorVectorStore", "vector_store_for", "owner_name"]
 

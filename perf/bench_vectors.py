@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wekadocs.qdrant_client_store import QdrantClientStore
-from wekadocs.qdrant_edge_store import QdrantEdgeStore
-from wekadocs.vector_store import VectorPoint, VectorStore
+from wekadocs.vectors.client import QdrantClientStore
+from wekadocs.vectors.edge import QdrantEdgeStore
+from wekadocs.vectors import VectorPoint, VectorStore
 
 DIMS = 384
 VERSIONS = [f"v{i}" for i in range(22)]

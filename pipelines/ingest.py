@@ -44,7 +44,7 @@ from wekadocs.graph_writer import DocumentWrite, GraphWriter, WriteStats
 from wekadocs.ids import checksum
 from wekadocs.model import embed_text
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorPoint, VectorStore
+from wekadocs.vectors import VectorPoint, VectorStore
 
 __all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser", "embedding_cpus", "ensure_collection"]
 

@@ -24,7 +24,7 @@ from pipelines.metrics import IngestMetrics
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import GraphWriter
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 
 __all__ = ["DriftReport", "reconcile"]
 

@@ -33,7 +33,7 @@ from wekadocs.graph_store import GraphStore
 from wekadocs.query.assembly import open_toolbox
 from wekadocs.query.tools import Toolbox
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 
 __all__ = ["MCPDeployment", "application", "MCP_PATH"]
 

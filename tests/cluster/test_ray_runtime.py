@@ -11,7 +11,7 @@ from cluster.ray_head import ray_auth_token
 from cluster.vector_owner import vector_store_for
 from wekadocs.errors import VectorStoreUnavailable
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorPoint
+from wekadocs.vectors import VectorPoint
 
 
 def test_a_ray_task_runs_on_our_head(ray_connection: object, settings: Settings) -> None:

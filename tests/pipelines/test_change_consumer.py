@@ -32,7 +32,7 @@ from wekadocs.query.engine import QueryEngine
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 from tests.git_repo import Repo
 
 

@@ -22,7 +22,7 @@ from pipelines.reconcile import reconcile
 from wekadocs.graph_schema import apply_schema
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 
 PAGES = {
     "index.md": "# Widgets\n\nWidgets store things. See [create](guide/create.md#create-a-widget).\n",
@@ -236,7 +236,7 @@ def test_reconcile_reports_and_repairs_drift(settings: Settings, stores, tmp_pat
     ids = sorted(point_ids(vectors, settings, "drift"))
     vectors.delete(settings.vector_collection, ids[:2])  # missing
     graph.write("MATCH (s:Section {id: $id}) SET s.checksum = 'tampered'", id=ids[2])  # stale
-    from wekadocs.vector_store import VectorPoint
+    from wekadocs.vectors import VectorPoint
 
     vectors.upsert(settings.vector_collection, [VectorPoint("ee" * 32, [0.1] * settings.embedding_dims, {})])  # extra
     drift = reconcile(settings, graph, vectors, repair=False)

@@ -8,7 +8,7 @@ from wekadocs.graph_store import GraphStore
 from wekadocs.query.engine import QueryEngine
 from wekadocs.query.tools import Toolbox
 from wekadocs.settings import Settings
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 
 __all__ = ["open_toolbox"]
 

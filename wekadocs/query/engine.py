@@ -33,7 +33,7 @@ from wekadocs.query.ranking import confidence, score_candidates, word_set
 from wekadocs.query.retrieval import Candidate, Pool
 from wekadocs.query.scope import Scope, SourceVersion, current_versions, source_versions, version_key
 from wekadocs.query.templates import template
-from wekadocs.vector_store import VectorStore
+from wekadocs.vectors import VectorStore
 
 __all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K", "check_query", "check_top_k", "evidence_of"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from wekadocs.errors import CollectionNotFound, VectorStoreError
-from wekadocs.qdrant_client_store import QdrantClientStore
-from wekadocs.qdrant_edge_store import QdrantEdgeStore
-from wekadocs.vector_store import VectorPoint, VectorStore
+from wekadocs.vectors.client import QdrantClientStore
+from wekadocs.vectors.edge import QdrantEdgeStore
+from wekadocs.vectors import VectorPoint, VectorStore
 
 DIMS = 16
 

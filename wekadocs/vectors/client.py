@@ -19,7 +19,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from wekadocs.errors import CollectionNotFound, VectorStoreError, VectorStoreUnavailable
 from wekadocs.settings import Settings
-from wekadocs.vector_store import (
+from wekadocs.vectors.store import (
     INDEXED_PAYLOAD_KEYS,
     SCROLL_PAGE,
     VectorHit,

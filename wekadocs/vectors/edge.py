@@ -28,7 +28,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from wekadocs.errors import CollectionNotFound, VectorStoreError
-from wekadocs.vector_store import (
+from wekadocs.vectors.store import (
     INDEXED_PAYLOAD_KEYS,
     SCROLL_PAGE,
     VectorHit,

@@ -1,11 +1,7 @@
-"""The vector store interface, its value types, and the factory.
+"""The vector store interface and its value types.
 
-Two engines implement it (the qdrant-client pattern: one interface, a factory
-that picks an engine from settings):
-
-* ``QdrantClientStore`` — a Qdrant server (``QDRANT_URL``), or qdrant-client's
-  local mode on disk (``vector_engine: local``, brute force, kept for comparison).
-* ``QdrantEdgeStore`` — Qdrant's engine in-process on disk (the embedded default).
+Two engines implement it (``client.py``, ``edge.py``); ``factory.py`` picks one
+from settings, so the engines depend on this module and never on each other.
 
 Both embedded engines allow one owner per folder, so in a Ray application one
 actor holds the store and everyone else talks to it (see ``cluster/vector_owner.py``).
@@ -22,7 +18,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wekadocs.settings import Settings
 
 __all__ = [
     "VectorPoint",
@@ -30,7 +25,6 @@ __all__ = [
     "Where",
     "VectorStore",
     "point_uuid",
-    "open_vector_store",
     "INDEXED_PAYLOAD_KEYS",
     "SCROLL_PAGE",
 ]
@@ -171,18 +165,3 @@ class VectorStore(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def open_vector_store(settings: Settings) -> VectorStore:
-    """A Qdrant server when ``QDRANT_URL`` is set, else the embedded engine."""
-    if settings.qdrant_url:
-        from wekadocs.qdrant_client_store import QdrantClientStore
-
-        return QdrantClientStore.remote(settings)
-    if settings.vector_engine == "local":
-        from wekadocs.qdrant_client_store import QdrantClientStore
-
-        return QdrantClientStore.local(settings.vectors_dir)
-    from wekadocs.qdrant_edge_store import QdrantEdgeStore
-
-    return QdrantEdgeStore(settings.vectors_dir)
