@@ -232,11 +232,84 @@ def vectors_init(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 @_reports_errors
 def vectors_status(ctx: click.Context, as_json: bool) -> None:
-    """Engine, collections with their point counts, aliases."""
-    from cluster.vector_admin import describe
+    """Every collection: its model, points, coverage of the graph, and which one the alias serves."""
+    from cluster.vector_admin import status
 
-    payload = describe(_settings(ctx))
-    _emit(as_json, payload, [f"{k}: {v}" for k, v in payload.items()])
+    payload = status(_settings(ctx))
+    lines = [f"{payload['engine']}: alias {payload['alias']} serves {payload['serving']}; "
+             f"{payload['sections']} sections in the graph"]
+    for c in payload["collections"]:
+        coverage = "?" if c["coverage"] is None else f"{100 * c['coverage']:.1f}%"
+        lines.append(f"{'*' if c['serving'] else ' '} {c['embedding_version']:<20} {c['model']} ({c['dims']}d) "
+                     f"{c['state']:<8} {c['points']} points, coverage {coverage}  [{c['name']}]")
+    lines += [f"  unrecorded collection: {name}" for name in payload["unrecorded"]]
+    _emit(as_json, payload, lines)
+
+
+@vectors.command("switch")
+@click.argument("embedding_version")
+@click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object.")
+@click.pass_context
+@_reports_errors
+def vectors_switch(ctx: click.Context, embedding_version: str, as_json: bool) -> None:
+    """Serve a kept collection again: brought up to date and verified first."""
+    from cluster.jobs import run_reembed
+
+    settings = _settings(ctx)
+    report = run_reembed(settings, embedding_version=embedding_version, model=settings.embedding_model,
+                         dims=None, switch=True, rollback=True, say=_say(as_json))
+    _emit(as_json, report.as_dict(), _reembed_lines(report))
+
+
+@vectors.command("drop")
+@click.argument("embedding_version")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def vectors_drop(ctx: click.Context, embedding_version: str, as_json: bool) -> None:
+    """Delete a kept collection (never the one the alias serves)."""
+    from cluster.vector_admin import drop
+
+    payload = drop(_settings(ctx), embedding_version)
+    _emit(as_json, payload, [f"dropped {payload['collection']}" if payload["dropped"]
+                             else f"{payload['collection']} had no vectors; its record is gone"])
+
+
+@cli.command("reembed")
+@click.option("--embedding-version", required=True, help="Version label of the new collection (e.g. bge-small.1).")
+@click.option("--model", default=None, help="Model to embed with (default: WEKADOCS_EMBEDDING_MODEL).")
+@click.option("--dims", type=click.IntRange(min=1), default=None,
+              help="Cut vectors to this many dimensions (default: the model's own).")
+@click.option("--no-switch", "no_switch", is_flag=True, help="Fill and verify, but leave the alias where it is.")
+@click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the counts.")
+@click.pass_context
+@_reports_errors
+def reembed_cmd(ctx: click.Context, embedding_version: str, model: str | None, dims: int | None,
+                no_switch: bool, as_json: bool) -> None:
+    """Embed every section into a new collection on Ray, verify it, then switch readers to it."""
+    from cluster.jobs import run_reembed
+
+    settings = _settings(ctx)
+    report = run_reembed(settings, embedding_version=embedding_version, model=model or settings.embedding_model,
+                         dims=dims, switch=not no_switch, say=_say(as_json))
+    _emit(as_json, report.as_dict(), _reembed_lines(report))
+
+
+def _say(as_json: bool) -> Callable[[str], None]:
+    """Progress lines: on stdout for people, on stderr when stdout is for JSON."""
+    return lambda line: click.echo(line, err=as_json)
+
+
+def _reembed_lines(report: Any) -> list[str]:
+    return [
+        f"{report.collection}: {report.model} ({report.dims}d), {report.sections} sections, {report.texts} texts",
+        f"embeddings: {report.embeddings_computed} computed, {report.embeddings_reused} reused; "
+        f"vectors: {report.vectors_upserted} upserted, {report.vectors_deleted} deleted; "
+        f"catch-up rounds: {report.catch_up_rounds}",
+        f"verified: {report.verified} (sample of {report.sample_checked}, min cosine {report.sample_min_cosine}); "
+        f"switched: {report.switched} (was {report.previous})",
+        f"{report.seconds:.1f} s",
+    ]
 
 
 # --- ingestion ---------------------------------------------------------------------
@@ -267,6 +340,7 @@ def ingest(ctx: click.Context, path: Path, version: str, source: str | None, as_
         f"{report.seconds:.1f} s",
     ]
     lines += [f"error: {e['error']}" for e in report.errors]
+    lines += [f"warning: {w}" for w in report.warnings]
     _emit(as_json, payload, lines)
 
 

@@ -31,13 +31,14 @@ from connectors.source_connector import SourceConnector
 from pipelines.change_consumer import ChangeConsumer
 from pipelines.ingest import Ingestor
 from wekadocs.change_queue import ChangeQueue
-from wekadocs.embedder import Embedder
+from wekadocs.embedder import Embedder, ModelCache
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
+from wekadocs.vectors.registry import ensure_serving
 
 __all__ = ["SourceSupervisor", "ChangeConsumerActor", "start_freshness", "stop_freshness", "SUPERVISOR",
            "CONSUMER", "freshness_status", "save_source_secrets"]
@@ -188,9 +189,11 @@ class ChangeConsumerActor:
         self.mirrors = settings.data_dir / "mirrors" / f"read-{uuid.uuid4().hex[:8]}"
         self.secrets = SecretStore(settings.effective_secrets_dir)
         self.connectors: dict[str, tuple[SourceConfig, SourceConnector]] = {}
-        encoder = Embedder(settings.embedding_model, device="cpu", batch_size=32, threads=1)
-        ingestor = Ingestor(settings, GraphStore.connect(settings), vector_store_for(settings), progress=False,
-                            encoder=encoder)
+        vectors = vector_store_for(settings)
+        encoders = ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu", batch_size=32,
+                                                    threads=1))
+        encoders.get(ensure_serving(settings, vectors).require_serving().spec)  # warm before the first page
+        ingestor = Ingestor(settings, GraphStore.connect(settings), vectors, progress=False, encoders=encoders)
         self.consumer = ChangeConsumer(ChangeQueue(client, capacity=settings.queue_capacity), self.registry, ingestor, self._connector,
                                        name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms,
                                        max_deliveries=settings.queue_max_deliveries)

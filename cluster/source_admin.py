@@ -14,7 +14,6 @@ import redis
 from cluster.freshness import freshness_status
 from cluster.ray_runtime import connect
 from cluster.vector_owner import vector_store_for
-from pipelines.ingest import ensure_collection
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.errors import ServiceError
 from wekadocs.graph_store import GraphStore
@@ -23,6 +22,7 @@ from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry
 from wekadocs.source_state import SourceState
+from wekadocs.vectors.registry import ensure_serving
 
 __all__ = ["SourceAdmin", "RemoveReport"]
 
@@ -88,7 +88,7 @@ class SourceAdmin:
         report = RemoveReport(name)
         connect(self.settings, allow_in_process=False)
         vectors = vector_store_for(self.settings)
-        collection = ensure_collection(self.settings, vectors)
+        targets = ensure_serving(self.settings, vectors).write_targets()
         with GraphStore.connect(self.settings) as graph:
             writer = GraphWriter(graph)
             for _ in range(_REMOVE_PASSES):
@@ -96,8 +96,9 @@ class SourceAdmin:
                 if not ids:
                     break
                 stats = writer.delete_documents(ids)
-                for start in range(0, len(stats.deleted_section_ids), 512):
-                    vectors.delete(collection, stats.deleted_section_ids[start:start + 512])
+                for record in targets:
+                    for start in range(0, len(stats.deleted_section_ids), 512):
+                        vectors.delete(record.name, stats.deleted_section_ids[start:start + 512])
                 report.documents_deleted += stats.documents_deleted
                 report.sections_deleted += stats.sections_deleted
                 report.vectors_deleted += len(stats.deleted_section_ids)

@@ -18,7 +18,7 @@ from ray.actor import ActorHandle
 
 from wekadocs.errors import VectorStoreUnavailable
 from wekadocs.settings import Settings
-from wekadocs.vectors import VectorHit, VectorPoint, VectorStore, Where, open_vector_store
+from wekadocs.vectors import PAGE_KEYS, VectorHit, VectorPoint, VectorStore, Where, open_vector_store
 
 __all__ = ["VectorOwner", "ActorVectorStore", "vector_store_for", "owner_name"]
 
@@ -111,9 +111,10 @@ class ActorVectorStore(VectorStore):
         return iter(self._call("scroll_points", collection, where))
 
     def scroll_page(
-        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool,
+        keys: Sequence[str] | None = PAGE_KEYS,
     ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
-        return self._call("scroll_page", collection, where, offset, with_vectors=with_vectors)
+        return self._call("scroll_page", collection, where, offset, with_vectors=with_vectors, keys=keys)
 
     def close(self) -> None:
         """Nothing to release here: the owner keeps the store open for others."""

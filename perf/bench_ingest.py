@@ -46,7 +46,7 @@ from cluster.vector_owner import vector_store_for  # noqa: E402
 from pipelines.ingest import Ingestor  # noqa: E402
 from pipelines.metrics import IngestMetrics  # noqa: E402
 from pipelines.parse import parse_document  # noqa: E402
-from wekadocs.embedder import Embedder, TokenCounter  # noqa: E402
+from wekadocs.embedder import Embedder, ModelSpec, TokenCounter  # noqa: E402
 from wekadocs.graph_schema import apply_schema  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
 from wekadocs.settings import load_settings  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> None:
         data_dir=data_dir, **dict(zip(("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port",
                                        "ray_client_port", "ray_metrics_port"), free_ports(6))),
     )
-    counter = TokenCounter(settings.embedding_model)
+    counter = TokenCounter()
     budget = settings.section_token_budget
 
     texts = section_texts(root / "4.4", counter, budget)
@@ -170,8 +170,8 @@ def figures(settings, graph, root, texts, best_raw, counter, parts):  # type: ig
 
     if "e" in parts:
         # (e) in a fresh embedding version, so only 4.3's texts are known before the update
-        fresh = Ingestor(settings.model_copy(update={"embedding_version": "bench-update"}), graph, vectors,
-                         progress=False)
+        update_settings, update_vectors = fresh_store(settings, "bench-update")
+        fresh = Ingestor(update_settings, graph, update_vectors, progress=False)
         base = fresh.run(root / "4.3", source="weka-live", version="live")
         old = {checksum(t) for t in section_texts(root / "4.3", counter, settings.section_token_budget)}
         new = {checksum(t) for t in section_texts(root / "4.4", counter, settings.section_token_budget)}
@@ -181,7 +181,7 @@ def figures(settings, graph, root, texts, best_raw, counter, parts):  # type: ig
               f"{update.sections_deleted} deleted, {update.seconds:.1f} s (base ingest of 4.3: {base.seconds:.1f} s)")
 
     if "f" in parts:
-        all_versions(settings, graph, vectors, root, counter)
+        all_versions(settings, graph, root, counter)
 
     if "g" in parts and cold is not None:
         cold_with_serve(settings, graph, vectors, root, cold)
@@ -194,20 +194,33 @@ def embedding_stage(ingestor, texts, best_raw):  # type: ignore[no-untyped-def]
     unique = {checksum(t): t for t in texts}
     missing = sorted(unique.items(), key=lambda ct: -len(ct[1]))
     started = time.perf_counter()
-    computed = ingestor._compute(missing, IngestMetrics(), {"source": "bench"})  # noqa: SLF001
+    computed = encode_on_ray(ingestor, missing)
     stage = time.perf_counter() - started
     started = time.perf_counter()
-    ingestor._compute(missing, IngestMetrics(), {"source": "bench"})  # noqa: SLF001  (a second, new pool)
+    encode_on_ray(ingestor, missing)  # a second, new pool
     stage_again = time.perf_counter() - started
     rate = texts_per_second(len(computed), min(stage, stage_again))
     started = time.perf_counter()
-    ingestor._compute([(f"tiny-{i}", f"tiny text {i}") for i in range(8)], IngestMetrics(), {"source": "bench"})  # noqa: SLF001
+    encode_on_ray(ingestor, [(f"tiny-{i}", f"tiny text {i}") for i in range(8)])
     startup = time.perf_counter() - started
     steady = texts_per_second(len(computed), min(stage, stage_again) - startup)
     print(f"(b) Ray Data embedding stage: {rate:7.1f} texts/s over {len(computed)} unique texts "
           f"(runs {stage:.1f} s, {stage_again:.1f} s) = {rate / best_raw:.2f} x best raw; "
           f"pool start-up (an 8-text stage) {startup:.1f} s, without it {steady:.1f} texts/s "
           f"= {steady / best_raw:.2f} x")
+
+
+def encode_on_ray(ingestor, missing):  # type: ignore[no-untyped-def]
+    """The ingest's Ray Data embedding stage alone: checksum -> vector."""
+    spec = ModelSpec(ingestor.settings.embedding_model, ingestor.settings.embedding_dims)
+    batches = ingestor.section_vectors._encode_on_ray(spec, missing, IngestMetrics(), {"source": "bench"})  # noqa: SLF001
+    return {c: v for checksums, vectors in batches for c, v in zip(checksums, vectors)}
+
+
+def fresh_store(settings, label):  # type: ignore[no-untyped-def]
+    """Settings and an empty vector store of their own: nothing embedded before is reused."""
+    copy = settings.model_copy(update={"embedding_version": label, "data_dir": settings.data_dir / "bench" / label})
+    return copy, vector_store_for(copy)
 
 
 def cold_and_noop(ingestor, root, noop_too):  # type: ignore[no-untyped-def]
@@ -232,8 +245,8 @@ def cold_with_serve(settings, graph, vectors, root, cold):  # type: ignore[no-un
 
     served = deploy(settings, host="127.0.0.1", port=free_port())
     try:
-        fresh = settings.model_copy(update={"embedding_version": "bench-serve-up"})
-        busy = Ingestor(fresh, graph, vectors, progress=False).run(root / "4.4", source="weka-4.4-serve",
+        fresh, fresh_vectors = fresh_store(settings, "bench-serve-up")
+        busy = Ingestor(fresh, graph, fresh_vectors, progress=False).run(root / "4.4", source="weka-4.4-serve",
                                                                    version="4.4")
     finally:
         serve.shutdown()
@@ -241,12 +254,12 @@ def cold_with_serve(settings, graph, vectors, root, cold):  # type: ignore[no-un
           f"({busy.embeddings_computed} embedded) = {busy.seconds / cold.seconds:.2f} x (c)")
 
 
-def all_versions(settings, graph, vectors, root, counter):  # type: ignore[no-untyped-def]
+def all_versions(settings, graph, root, counter):  # type: ignore[no-untyped-def]
     """(f) every version, into a fresh embedding version: nothing from (b)-(e) is reused."""
     from wekadocs.ids import checksum
 
-    fresh = settings.model_copy(update={"embedding_version": "bench-all-versions"})
-    all_ingestor = Ingestor(fresh, graph, vectors, progress=False)
+    fresh, fresh_vectors = fresh_store(settings, "bench-all-versions")
+    all_ingestor = Ingestor(fresh, graph, fresh_vectors, progress=False)
     versions = sorted(p.name for p in root.iterdir() if p.is_dir())
     all_texts: set[str] = set()
     embedded = 0

@@ -34,7 +34,7 @@ _EDGES = (
 def corpus_links(root: Path, source: str, version: str) -> set[tuple[str, str, str, str]]:
     """(page, section id, target page, anchor) for every resolvable link in the tree."""
     settings = load_settings()
-    count_tokens = TokenCounter(settings.embedding_model)
+    count_tokens = TokenCounter()
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PARSERS)
     pages = {p.relative_to(root).as_posix() for p in files}
     links: set[tuple[str, str, str, str]] = set()

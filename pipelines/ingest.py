@@ -32,24 +32,21 @@ from typing import Any
 
 import ray
 
-from pipelines.embedding import EmbedBatch
 from pipelines.extract import extract_document
 from pipelines.metrics import IngestMetrics
 from pipelines.parse import parse_document
+from pipelines.section_vectors import UPSERT_CHUNK, SectionVectors
 from pipelines.source_tree import SourceFile, scan_tree
-from wekadocs.embedder import Embedder, TokenCounter
+from wekadocs.embedder import ModelCache, TokenCounter
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import DocumentWrite, GraphWriter, WriteStats
 from wekadocs.ids import checksum
-from wekadocs.model import embed_text
 from wekadocs.settings import Settings
-from wekadocs.vectors import VectorPoint, VectorStore
+from wekadocs.vectors import VectorStore
+from wekadocs.vectors.registry import CollectionRecord, ensure_serving
 
-__all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser", "embedding_cpus", "ensure_collection"]
-
-_UPSERT_CHUNK = 512
-LOCAL_EMBED_MAX = 256  # texts a warm in-process encoder takes before Ray Data's actors are worth starting
+__all__ = ["IngestReport", "Ingestor", "PageChange", "PageParser"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,9 @@ class IngestReport:
     vectors_upserted: int = 0
     vectors_deleted: int = 0
     seconds: float = 0.0
+    collections: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,14 +84,13 @@ class IngestReport:
 class PageParser:
     """Bytes of one page -> ``DocumentWrite``; loads the tokenizer once."""
 
-    def __init__(self, model_name: str, token_budget: int, max_bytes: int, source: str, version: str) -> None:
-        self.count_tokens = TokenCounter(model_name)
+    def __init__(self, token_budget: int, max_bytes: int, source: str, version: str) -> None:
+        self.count_tokens = TokenCounter()
         self.options = dict(token_budget=token_budget, max_bytes=max_bytes, source=source, version=version)
 
     @classmethod
     def for_settings(cls, settings: Settings, source: str, version: str) -> PageParser:
-        return cls(settings.embedding_model, settings.section_token_budget, int(settings.max_file_mb * 1_000_000),
-                   source, version)
+        return cls(settings.section_token_budget, int(settings.max_file_mb * 1_000_000), source, version)
 
     def parse(self, raw: bytes, path: str, source_uri: str) -> DocumentWrite:
         """Raises ``WekadocsError`` (or ``RecursionError``) for a page that cannot be parsed."""
@@ -104,8 +102,8 @@ class PageParser:
 class ParseAndExtract:
     """Ray Data callable class: file -> pickled ``DocumentWrite`` or an error."""
 
-    def __init__(self, model_name: str, token_budget: int, max_bytes: int, source: str, version: str) -> None:
-        self.parser = PageParser(model_name, token_budget, max_bytes, source, version)
+    def __init__(self, token_budget: int, max_bytes: int, source: str, version: str) -> None:
+        self.parser = PageParser(token_budget, max_bytes, source, version)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -122,15 +120,13 @@ class Ingestor:
     """Runs ingestion for one tree. Ray must be initialised by the caller."""
 
     def __init__(self, settings: Settings, graph: GraphStore, vectors: VectorStore, *, progress: bool = True,
-                 encoder: Embedder | None = None) -> None:
+                 encoders: ModelCache | None = None) -> None:
+        """``encoders``: warm in-process models for small jobs (see ``SectionVectors``)."""
         self.settings = settings
         self.writer = GraphWriter(graph)
         self.vectors = vectors
         self.progress = progress
-        # A warm in-process model for small jobs (a change consumer's few
-        # pages): starting Ray Data's embedding actors costs ~10 s, longer
-        # than encoding a few dozen sections here.
-        self.encoder = encoder
+        self.section_vectors = SectionVectors(settings, self.writer, vectors, encoders=encoders)
 
     def run(self, root: Path, *, source: str, version: str) -> IngestReport:
         started = time.perf_counter()
@@ -193,10 +189,10 @@ class Ingestor:
 
         # Embed before deleting the vectors of removed sections: a text that
         # moved (new section id, same checksum) reuses the old vector.
-        self.embed_pending(report, metrics, tags)
-        collection = self.settings.vector_collection  # embed_pending ensured it, alias and all
-        for start in range(0, len(stats.deleted_section_ids), _UPSERT_CHUNK):
-            self.vectors.delete(collection, stats.deleted_section_ids[start:start + _UPSERT_CHUNK])
+        targets = self.embed_pending(report, metrics, tags)
+        for record in targets:
+            for start in range(0, len(stats.deleted_section_ids), UPSERT_CHUNK):
+                self.vectors.delete(record.name, stats.deleted_section_ids[start:start + UPSERT_CHUNK])
         report.vectors_deleted = len(stats.deleted_section_ids)
         report.errors.sort(key=lambda e: e["path"])
         report.seconds = round(time.perf_counter() - started, 3)
@@ -204,6 +200,28 @@ class Ingestor:
         return report
 
     # --- stages --------------------------------------------------------------------
+
+    def embed_pending(self, report: IngestReport, metrics: IngestMetrics,
+                      tags: dict[str, str]) -> list[CollectionRecord]:
+        """Give every section without a confirmed vector one (any source), in
+        the serving collection and in any a re-embed job is building (so the
+        job's switch loses nothing written meanwhile); the collections written."""
+        registry = ensure_serving(self.settings, self.vectors)
+        targets = registry.write_targets()
+        if targets and targets[0].embedding_version != self.settings.embedding_version:
+            report.warnings.append(
+                f"the settings name embedding version {self.settings.embedding_version!r}, but the alias serves "
+                f"{targets[0].embedding_version!r} ({targets[0].spec.label}); vectors were written there. To move, "
+                f"run `wekadocs reembed --embedding-version {self.settings.embedding_version}`")
+        for record in targets:
+            counts = self.section_vectors.fill(record, metrics, tags)
+            report.embeddings_computed += counts.computed
+            report.embeddings_reused += counts.reused
+            report.vectors_upserted += counts.upserted
+            if counts.computed:
+                metrics.embeddings.inc(counts.computed, tags=tags)
+        report.collections = [record.name for record in targets]
+        return targets
 
     def _write(self, batches: Iterable[list[DocumentWrite]], gone: list[str], metrics: IngestMetrics,
                tags: dict[str, str]) -> WriteStats:
@@ -231,7 +249,7 @@ class Ingestor:
         dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 64)).map(
             ParseAndExtract,
             fn_constructor_kwargs=dict(
-                model_name=s.embedding_model, token_budget=s.section_token_budget,
+                token_budget=s.section_token_budget,
                 max_bytes=int(s.max_file_mb * 1_000_000), source=source, version=version,
             ),
             concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)))),
@@ -250,68 +268,6 @@ class Ingestor:
         if batch:
             yield batch
 
-    def embed_pending(self, report: IngestReport, metrics: IngestMetrics, tags: dict[str, str]) -> None:
-        """Give every section without a confirmed vector one (any source)."""
-        s = self.settings
-        collection = ensure_collection(s, self.vectors)
-        pending = self.writer.sections_needing_vectors(s.embedding_version)
-        if not pending:
-            return
-        texts = {row["checksum"]: embed_text(row["trail"] or [], row["text"] or "") for row in pending}
-        reused = self.vectors.vectors_for_checksums(collection, list(texts))
-        missing = sorted(((c, t) for c, t in texts.items() if c not in reused), key=lambda ct: -len(ct[1]))
-        computed = self._compute(missing, metrics, tags) if missing else {}
-        report.embeddings_computed = len(computed)
-        report.embeddings_reused = len(texts) - len(missing)
-        vectors = {**reused, **computed}
-        for start in range(0, len(pending), _UPSERT_CHUNK):
-            chunk = pending[start:start + _UPSERT_CHUNK]
-            points = [VectorPoint(
-                id=row["id"],
-                vector=vectors[row["checksum"]],
-                payload={"document_id": row["document_id"], "version": row["version"],
-                         "source": row["source"], "path": row["path"], "checksum": row["checksum"]},
-            ) for row in chunk]
-            self.vectors.upsert(collection, points)
-            self.writer.mark_embedded([row["id"] for row in chunk], s.embedding_version)
-            report.vectors_upserted += len(points)
-
-    def _compute(self, missing: list[tuple[str, str]], metrics: IngestMetrics, tags: dict[str, str]) -> dict[str, list[float]]:
-        s = self.settings
-        if self.encoder is not None and len(missing) <= LOCAL_EMBED_MAX:
-            local_started = time.perf_counter()
-            encoded = self.encoder.encode([text for _, text in missing])
-            metrics.batch_seconds.observe(time.perf_counter() - local_started, tags={**tags, "stage": "embed"})
-            return {c: vector.tolist() for (c, _), vector in zip(missing, encoded)}
-        use_gpu = s.embedding_device == "cuda" or (
-            s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
-        )
-        threads, cpus = (s.embed_threads, 1.0) if use_gpu else embedding_cpus(
-            ray.available_resources().get("CPU", 0.0), s.embedding_actors, s.embed_threads)
-        dataset = ray.data.from_items(
-            [{"checksum": c, "text": t} for c, t in missing],
-            override_num_blocks=max(1, min(len(missing) // 256, 64)),
-        ).map_batches(
-            EmbedBatch,
-            fn_constructor_kwargs=dict(model_name=s.embedding_model, batch_size=s.embedding_batch_size,
-                                       device="cuda" if use_gpu else "cpu", threads=threads,
-                                       actors=s.embedding_actors),
-            batch_size=s.embedding_batch_size * 8,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
-            num_gpus=1 if use_gpu else 0,
-            num_cpus=cpus,
-        )
-        computed: dict[str, list[float]] = {}
-        last = time.perf_counter()
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            for text_checksum, vector in zip(batch["checksum"], batch["vector"]):
-                computed[str(text_checksum)] = vector.tolist()
-            now = time.perf_counter()
-            metrics.batch_seconds.observe(now - last, tags={**tags, "stage": "embed"})
-            last = now
-        return computed
-
 
 def _count(metrics: IngestMetrics, report: IngestReport, tags: dict[str, str]) -> None:
     if report.errors:
@@ -324,29 +280,6 @@ def _count(metrics: IngestMetrics, report: IngestReport, tags: dict[str, str]) -
             metrics.documents.inc(documents, tags={**tags, "outcome": outcome})
         if sections:
             metrics.sections.inc(sections, tags={**tags, "outcome": outcome})
-    if report.embeddings_computed:
-        metrics.embeddings.inc(report.embeddings_computed, tags=tags)
-
-
-def embedding_cpus(free: float, actors: int, threads: int = 0) -> tuple[int, float]:
-    """(torch threads, CPUs to reserve) for each CPU embedding actor, from the
-    CPUs free *now*. The two are separate: the reservation is what is free
-    (a fraction when Serve replicas hold some), never more, or an actor
-    asking for more than the cluster has left would wait forever; the
-    threads are ``threads`` when set (``WEKADOCS_EMBED_THREADS``), else 0:
-    the cores of the actor's node (``EmbedBatch``), not the reservation
-    floored, which left one thread on two cores while Serve was up. A set
-    thread count also caps the reservation, leaving the rest to others."""
-    share = max(free / max(1, actors), 0.0)
-    return threads, min(float(threads), share) if threads > 0 else share
-
-
-def ensure_collection(settings: Settings, vectors: VectorStore) -> str:
-    """The collection for this embedding version; the alias points at it if unset."""
-    vectors.create_collection(settings.vector_collection, settings.embedding_dims)
-    if settings.vector_alias not in vectors.aliases():
-        vectors.set_alias(settings.vector_alias, settings.vector_collection)
-    return settings.vector_collection
 
 
 def _parse_failure(path: str, exc: Exception) -> str:

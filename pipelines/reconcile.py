@@ -1,6 +1,6 @@
 """Graph vs vectors: measure drift, and repair it.
 
-For the current embedding version's collection, a section is
+For the serving collection (the one the alias points at), a section is
 
 * **missing** when no point has its id,
 * **stale** when its point was computed from other text (checksum differs) or
@@ -9,8 +9,8 @@ For the current embedding version's collection, a section is
 and a point is **extra** when no section has its id (left behind by a crash
 between a graph delete and a vector delete). Drift is
 ``(missing + stale + extra) / sections`` in percent. Repair deletes extra
-points and re-embeds missing and stale sections through the normal pipeline
-(content-addressed: text embedded before is reused, not recomputed).
+points and re-embeds missing and stale sections with the collection's own
+model (content-addressed: text embedded before is reused, not recomputed).
 """
 
 from __future__ import annotations
@@ -19,16 +19,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipelines.ingest import IngestReport, Ingestor, ensure_collection
 from pipelines.metrics import IngestMetrics
+from pipelines.section_vectors import SectionVectors
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import GraphWriter
 from wekadocs.settings import Settings
 from wekadocs.vectors import VectorStore
+from wekadocs.vectors.registry import ensure_serving
 
 __all__ = ["DriftReport", "reconcile"]
-
-_CHUNK = 1000
 
 
 @dataclass
@@ -52,37 +51,16 @@ class DriftReport:
 
 def reconcile(settings: Settings, graph: GraphStore, vectors: VectorStore, *, repair: bool) -> DriftReport:
     started = time.perf_counter()
-    writer = GraphWriter(graph)
-    collection = ensure_collection(settings, vectors)
-    sections = writer.all_sections()
-    points = dict(vectors.scroll_points(collection))
-    missing = [sid for sid in sections if sid not in points]
-    stale = [
-        sid for sid, (checksum, version) in sections.items()
-        if sid in points and (points[sid] != checksum or version != settings.embedding_version)
-    ]
-    extra = [pid for pid in points if pid not in sections]
-    drift = 100.0 * (len(missing) + len(stale) + len(extra)) / max(len(sections), 1)
-    report = DriftReport(collection, len(sections), len(points), len(missing), len(stale), len(extra),
-                         round(drift, 3))
-    if repair and (missing or stale or extra):
-        for start in range(0, len(extra), _CHUNK):
-            vectors.delete(collection, extra[start:start + _CHUNK])
-        report.vectors_deleted = len(extra)
-        unconfirm(graph, missing + stale)
-        ingest = IngestReport(source="*", version="*")
-        Ingestor(settings, graph, vectors, progress=False).embed_pending(ingest, IngestMetrics(), {"source": "*"})
-        report.embeddings_computed = ingest.embeddings_computed
-        report.vectors_upserted = ingest.vectors_upserted
+    record = ensure_serving(settings, vectors).require_serving()
+    section_vectors = SectionVectors(settings, GraphWriter(graph), vectors)
+    drift = section_vectors.drift(record)
+    report = DriftReport(record.name, drift.sections, drift.points, len(drift.missing), len(drift.stale),
+                         len(drift.extra), drift.pct)
+    if repair and not drift.parity:
+        counts, deleted = section_vectors.repair(record, drift, IngestMetrics(), {"source": "*"})
+        report.vectors_deleted = deleted
+        report.embeddings_computed = counts.computed
+        report.vectors_upserted = counts.upserted
         report.repaired = True
     report.seconds = round(time.perf_counter() - started, 3)
     return report
-
-
-def unconfirm(graph: GraphStore, section_ids: list[str]) -> None:
-    """Forget that these sections have vectors, so the embed stage redoes them."""
-    for start in range(0, len(section_ids), _CHUNK):
-        graph.write(
-            "UNWIND $ids AS sid MATCH (s:Section {id: sid}) REMOVE s.embedding_version",
-            ids=section_ids[start:start + _CHUNK],
-        )

@@ -72,7 +72,7 @@ class MCPDeployment:
             wanted = self.open_vectors is not None and (engine.vectors is None or engine.vector_failure)
             if wanted and time.monotonic() - self._opened_at > REOPEN_S:
                 vectors = self._open_vectors()
-                if vectors is not None and engine.encode is not None:
+                if vectors is not None and engine.serving is not None:
                     engine.vectors, engine.vector_failure = vectors, None
                 elif vectors is not None:  # started without vectors: load the model now
                     self._toolbox = open_toolbox(self.settings, vectors, graph=self._graph)
@@ -132,9 +132,13 @@ async def _health(deployment: MCPDeployment) -> Response:
     def probe() -> dict[str, Any]:
         box = deployment.toolbox()
         report: dict[str, Any] = {"graph": "ok", "versions": box.engine.versions()}
-        vectors = box.engine.vectors
+        engine = box.engine
         try:
-            report["vectors"] = "ok" if vectors is not None and vectors.aliases() is not None else "not configured"
+            if engine.vectors is None or engine.serving is None:
+                report["vectors"] = "not configured"
+            else:
+                serving = engine.serving.current(engine.vectors)
+                report.update(vectors="ok", collection=serving.collection, model=serving.model.name)
         except WekadocsError as exc:
             report["vectors"] = f"unavailable: {exc}"
         return report

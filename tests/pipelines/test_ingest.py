@@ -16,8 +16,8 @@ import pytest
 import ray
 
 from cluster.vector_owner import vector_store_for
-from pipelines.embedding import EmbedBatch
-from pipelines.ingest import IngestReport, Ingestor, embedding_cpus
+from pipelines.embedding import EmbedBatch, embedding_cpus
+from pipelines.ingest import IngestReport, Ingestor
 from pipelines.reconcile import reconcile
 from wekadocs.graph_schema import apply_schema
 from wekadocs.graph_store import GraphStore

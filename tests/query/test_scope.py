@@ -55,7 +55,7 @@ def box(toolbox: Toolbox, extra: None) -> Toolbox:
     """A new engine over the same stores: the session's engine may hold the
     list of versions from before this module's pages (it caches it briefly)."""
     e = toolbox.engine
-    return Toolbox(QueryEngine(e.guard, e.vectors, e.encode, e.vector_alias))
+    return Toolbox(QueryEngine(e.guard, e.vectors, e.serving))
 
 
 def version_of(graph: GraphStore, section_id: str) -> str:

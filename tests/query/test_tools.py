@@ -208,12 +208,23 @@ def test_configs_affecting_a_command(toolbox: Toolbox) -> None:
     assert "additional-protocols/nfs-support/nfs-support-1.md" in {e.path for e in answer.evidence}
 
 
+def test_answers_name_the_collection_and_model_their_vectors_came_from(toolbox: Toolbox,
+                                                                       settings: Settings) -> None:
+    searched = toolbox.search_documentation(MOUNTD, version=VERSION).diagnostics
+    assert (searched["collection"], searched["model"]) == (settings.vector_collection, settings.embedding_model)
+    troubleshoot = toolbox.troubleshoot_error("Clock skew on server", version=VERSION).diagnostics
+    assert troubleshoot["collection"] == settings.vector_collection
+    graph_only = toolbox.list_configs_affecting("weka nfs global-config set", version=VERSION).diagnostics
+    assert (graph_only["collection"], graph_only["model"]) == (None, None)  # no vector search in this tool
+
+
 def test_without_vectors_answers_are_degraded_not_errors(settings: Settings, graph: GraphStore,
                                                           ingested: dict[str, int]) -> None:
     keyword_only = open_toolbox(settings, None, graph=graph)
     answer = keyword_only.search_documentation(MOUNTD, version=VERSION)
     assert answer.diagnostics["degraded"] is True
     assert "no vector store" in answer.diagnostics["degraded_reason"]
+    assert (answer.diagnostics["collection"], answer.diagnostics["model"]) == (None, None)
     top = [(e.path, e.heading) for e in answer.evidence[:5]]
     assert ("additional-protocols/nfs-support/nfs-support-1.md", "Configure the service mountd port") in top
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from wekadocs.errors import SettingsError
-from wekadocs.settings import load_settings
+from wekadocs.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def test_yaml_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pyt
         ("WEKADOCS_NEO4J_PORT", "70000", "WEKADOCS_NEO4J_PORT"),
         ("WEKADOCS_NEO4J_HEAP", "lots", "WEKADOCS_NEO4J_HEAP"),
         ("WEKADOCS_VECTOR_ENGINE", "faiss", "WEKADOCS_VECTOR_ENGINE"),
-        ("WEKADOCS_EMBEDDING_DIMS", "0", "WEKADOCS_EMBEDDING_DIMS"),
+        ("WEKADOCS_EMBEDDING_DIMS", "-1", "WEKADOCS_EMBEDDING_DIMS"),
         ("WEKADOCS_SECTION_TOKEN_BUDGET", "-5", "WEKADOCS_SECTION_TOKEN_BUDGET"),
         ("WEKADOCS_EMBEDDING_DEVICE", "tpu", "WEKADOCS_EMBEDDING_DEVICE"),
     ],
@@ -93,3 +93,15 @@ def test_bad_yaml_files_are_clear_errors(tmp_path: Path) -> None:
     unknown.write_text("neo4j_prot: 1\n")
     with pytest.raises(SettingsError, match="neo4j_prot: unknown setting"):
         load_settings(unknown)
+
+
+def test_a_bundled_model_brings_its_vector_size() -> None:
+    assert Settings().embedding_dims == 384
+    assert Settings(embedding_model="all-mpnet-base-v2").embedding_dims == 768
+    assert Settings(embedding_model="/models/mine", embedding_dims=512).embedding_dims == 512
+
+
+def test_a_model_that_is_not_bundled_needs_its_vector_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEKADOCS_EMBEDDING_MODEL", "/models/mine")
+    with pytest.raises(SettingsError, match="WEKADOCS_EMBEDDING_DIMS"):
+        load_settings(None)

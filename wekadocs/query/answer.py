@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 __all__ = ["Evidence", "Answer", "snippet"]
 
@@ -32,6 +32,14 @@ class Answer(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     confidence: float = Field(ge=0.0, le=1.0)
     diagnostics: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _name_the_vectors(self) -> Answer:
+        """Every answer says which collection and model its vector search used;
+        null for both when it used none (graph-only tools, vectors down)."""
+        self.diagnostics.setdefault("collection", None)
+        self.diagnostics.setdefault("model", None)
+        return self
 
 
 def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:

@@ -1,14 +1,16 @@
-"""Building a ready :class:`Toolbox` from settings: graph, validator, vectors, model."""
+"""Building a ready :class:`Toolbox` from settings: graph, validator, vectors, models."""
 
 from __future__ import annotations
 
 from wekadocs.cypher_guard import CypherGuard
-from wekadocs.embedder import Embedder
+from wekadocs.embedder import Embedder, ModelCache, ModelSpec
+from wekadocs.errors import VectorStoreError
 from wekadocs.graph_store import GraphStore
 from wekadocs.query.engine import QueryEngine
 from wekadocs.query.tools import Toolbox
 from wekadocs.settings import Settings
 from wekadocs.vectors import VectorStore
+from wekadocs.vectors.serving import ServingModel
 
 __all__ = ["open_toolbox"]
 
@@ -22,9 +24,14 @@ def open_toolbox(settings: Settings, vectors: VectorStore | None, *, graph: Grap
     schedulable on CPU-only nodes.
     """
     graph = graph or GraphStore.connect(settings)
-    encoder = None
+    serving = None
     if vectors is not None:
-        encoder = Embedder(settings.embedding_model, device="cpu", batch_size=8, threads=1,
-                           precision=settings.query_precision).encode
-    engine = QueryEngine(CypherGuard(graph), vectors, encoder, settings.vector_alias)
-    return Toolbox(engine)
+        models = ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu", batch_size=8, threads=1,
+                                                  precision=settings.query_precision))
+        serving = ServingModel(settings.vector_alias, models,
+                               fallback=ModelSpec(settings.embedding_model, settings.embedding_dims))
+        try:
+            serving.current(vectors)  # load the serving model now, not on the first question
+        except VectorStoreError:
+            models.get(serving.fallback)  # nothing ingested yet: the model the first ingest will use
+    return Toolbox(QueryEngine(CypherGuard(graph), vectors, serving))

@@ -34,6 +34,7 @@ from wekadocs.query.retrieval import Candidate, Pool
 from wekadocs.query.scope import Scope, SourceVersion, current_versions, source_versions, version_key
 from wekadocs.query.templates import template
 from wekadocs.vectors import VectorStore
+from wekadocs.vectors.serving import ServingModel
 
 __all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K", "check_query", "check_top_k", "evidence_of"]
 
@@ -43,9 +44,6 @@ KEYWORD_FETCH_CAP = 5000
 VECTOR_DEPTH = 50  # vector hits taken into the pool
 SEEDS = 10  # fused candidates whose neighbours join the pool
 SCOPE_CACHE_ENTRIES = 256  # version and page lists kept, by source versions and path prefix
-
-Encoder = Callable[[list[str]], np.ndarray]
-
 
 @dataclass
 class SearchResult:
@@ -75,16 +73,14 @@ class QueryEngine:
     """Args:
         guard: runs the templates (validated, read-only, server-side timeout).
         vectors: the vector store, or None to run keyword + graph only.
-        encode: turns texts into normalised vectors (the embedding model).
-        vector_alias: the alias readers search.
+        serving: which collection the alias serves and its model's encoder
+            (``wekadocs.vectors.serving``); None with ``vectors`` None.
     """
 
-    def __init__(self, guard: CypherGuard, vectors: VectorStore | None, encode: Encoder | None,
-                 vector_alias: str) -> None:
+    def __init__(self, guard: CypherGuard, vectors: VectorStore | None, serving: ServingModel | None) -> None:
         self.guard = guard
         self.vectors = vectors
-        self.encode = encode
-        self.vector_alias = vector_alias
+        self.serving = serving
         # why the last vector search failed (None once one succeeds), so the
         # shell that owns this engine can reconnect the store
         self.vector_failure: str | None = None
@@ -161,10 +157,12 @@ class QueryEngine:
         # (the model and the drivers release the GIL while they wait or compute).
         keyword = self._workers.submit(_timed_call, stages, "keyword", self._keyword, query, scope) \
             if use_keyword else None
-        vector_hits, query_vector = ([], None)
+        vector_hits, query_vector, collection = [], None, ""
         if use_vector:
             with _timed(stages, "vector"):
-                vector_hits, query_vector = self._vector(query, scope, diagnostics)
+                vector_hits, query_vector, collection = self._vector(query, scope, diagnostics)
+        else:
+            diagnostics.update(collection=None, model=None)
         pool = Pool()
         pool.add_keyword(keyword.result() if keyword else [])
         pool.add_vector(vector_hits)
@@ -177,7 +175,7 @@ class QueryEngine:
             # The store scores the candidates vector search did not return
             # while their details are fetched.
             unscored = [c.section_id for c in pool.by_id.values() if c.cosine is None]
-            scoring = self._workers.submit(self._similarities, unscored, query_vector, diagnostics) \
+            scoring = self._workers.submit(self._similarities, collection, unscored, query_vector, diagnostics) \
                 if query_vector is not None and unscored else None
             candidates = self._details(pool, scope)
             for section_id, score in (scoring.result() if scoring else {}).items():
@@ -203,10 +201,13 @@ class QueryEngine:
         return [(str(r["section_id"]), float(r["score"])) for r in rows]
 
     def _vector(self, query: str, scope: Scope,
-                diagnostics: dict[str, Any]) -> tuple[list[tuple[str, float]], np.ndarray | None]:
-        if self.vectors is None or self.encode is None:
+                diagnostics: dict[str, Any]) -> tuple[list[tuple[str, float]], np.ndarray | None, str]:
+        """Vector hits, the query's vector and the collection searched; the
+        answer's diagnostics name the collection and model (None: not used)."""
+        diagnostics.update(collection=None, model=None)
+        if self.vectors is None or self.serving is None:
             diagnostics.update(degraded=True, degraded_reason="no vector store configured")
-            return [], None
+            return [], None, ""
         # A version asked for is one filter value; the current versions of
         # several sources are any of theirs, and the pages in scope decide.
         # Where the filter admits pages out of scope (a path prefix, another
@@ -216,17 +217,19 @@ class QueryEngine:
         admitted = {(v.source, v.version) for v in self.source_versions() if v.version in versions}
         narrowed = bool(scope.path_prefix) or not admitted <= set(scope.sources)
         try:
-            vector = self.encode([query])[0]
+            serving = self.serving.current(self.vectors)
+            vector = serving.encode_queries([query])[0]
             depth = VECTOR_DEPTH * (4 if narrowed else 1)
-            hits = self.vectors.search(self.vector_alias, vector.tolist(), depth, where)
+            hits = self.vectors.search(serving.collection, vector.tolist(), depth, where)
         except (VectorStoreError, OSError, RuntimeError) as exc:
             self.vector_failure = f"vector search failed: {exc}"
             diagnostics.update(degraded=True, degraded_reason=self.vector_failure)
-            return [], None
+            return [], None, ""
         self.vector_failure = None
+        diagnostics.update(collection=serving.collection, model=serving.model.name, dims=serving.model.dims)
         allowed = set(scope.document_ids)
         kept = [(h.id, h.score) for h in hits if h.payload.get("document_id") in allowed]
-        return kept[:VECTOR_DEPTH], vector
+        return kept[:VECTOR_DEPTH], vector, serving.collection
 
     def _details(self, pool: Pool, scope: Scope) -> list[Candidate]:
         ids = pool.ids()
@@ -239,12 +242,14 @@ class QueryEngine:
         allowed = set(scope.document_ids)
         return [c for c in pool.by_id.values() if c.details.get("document_id") in allowed]
 
-    def _similarities(self, ids: list[str], query_vector: np.ndarray, diagnostics: dict[str, Any]) -> dict[str, float]:
-        """Semantic scores of candidates found by keyword or graph retrieval."""
+    def _similarities(self, collection: str, ids: list[str], query_vector: np.ndarray,
+                      diagnostics: dict[str, Any]) -> dict[str, float]:
+        """Semantic scores of candidates found by keyword or graph retrieval,
+        from the collection the query vector was searched in."""
         if self.vectors is None:
             return {}
         try:
-            return self.vectors.similarities(self.vector_alias, query_vector.tolist(), ids)
+            return self.vectors.similarities(collection, query_vector.tolist(), ids)
         except VectorStoreError as exc:
             diagnostics.update(degraded=True, degraded_reason=f"vector scoring failed: {exc}")
             return {}

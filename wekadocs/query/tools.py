@@ -126,7 +126,8 @@ class Toolbox:
                       diagnostics={"error_entity": found.__dict__, "match_score": best.score,
                                    "error_candidates": candidates, "resolving_sections": resolving,
                                    "related_commands": commands, "degraded": search.diagnostics["degraded"],
-                                   "scope": scope.as_dict()})
+                                   "scope": scope.as_dict(), "collection": search.diagnostics.get("collection"),
+                                   "model": search.diagnostics.get("model")})
 
     def explain_architecture(self, topic: str, version: str | None = None, top_k: int = 8) -> Answer:
         """Defining sections, and the REQUIRES edges the prerequisites of the

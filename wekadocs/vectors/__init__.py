@@ -4,6 +4,7 @@ registry of which model filled which collection."""
 from wekadocs.vectors.factory import open_vector_store
 from wekadocs.vectors.store import (
     INDEXED_PAYLOAD_KEYS,
+    PAGE_KEYS,
     SCROLL_PAGE,
     VectorHit,
     VectorPoint,
@@ -14,6 +15,7 @@ from wekadocs.vectors.store import (
 
 __all__ = [
     "INDEXED_PAYLOAD_KEYS",
+    "PAGE_KEYS",
     "SCROLL_PAGE",
     "VectorHit",
     "VectorPoint",

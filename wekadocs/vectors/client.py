@@ -21,6 +21,7 @@ from wekadocs.errors import CollectionNotFound, VectorStoreError, VectorStoreUna
 from wekadocs.settings import Settings
 from wekadocs.vectors.store import (
     INDEXED_PAYLOAD_KEYS,
+    PAGE_KEYS,
     SCROLL_PAGE,
     VectorHit,
     VectorPoint,
@@ -153,7 +154,8 @@ class QdrantClientStore(VectorStore):
         return int(result.count)
 
     def scroll_page(
-        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool,
+        keys: Sequence[str] | None = PAGE_KEYS,
     ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
         with _translated(f"scrolling {collection!r}", collection):
             records, next_offset = self._client.scroll(
@@ -161,7 +163,7 @@ class QdrantClientStore(VectorStore):
                 scroll_filter=_filter(where) if where else None,
                 limit=SCROLL_PAGE,
                 offset=offset,  # type: ignore[arg-type]
-                with_payload=["id", "checksum"],
+                with_payload=True if keys is None else list(keys),
                 with_vectors=with_vectors,
             )
         page = [

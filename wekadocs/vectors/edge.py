@@ -30,6 +30,7 @@ import qdrant_edge as qe
 from wekadocs.errors import CollectionNotFound, VectorStoreError
 from wekadocs.vectors.store import (
     INDEXED_PAYLOAD_KEYS,
+    PAGE_KEYS,
     SCROLL_PAGE,
     VectorHit,
     VectorPoint,
@@ -166,13 +167,14 @@ class QdrantEdgeStore(VectorStore):
             return int(self._shard(collection).count(request))
 
     def scroll_page(
-        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool,
+        keys: Sequence[str] | None = PAGE_KEYS,
     ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
         request = qe.ScrollRequest(
             offset=offset,  # type: ignore[arg-type]
             limit=SCROLL_PAGE,
             filter=_filter(where) if where else None,
-            with_payload=["id", "checksum"],
+            with_payload=True if keys is None else list(keys),
             with_vector=with_vectors,
         )
         with self._lock, _translated(f"scrolling {collection!r}"):

@@ -27,12 +27,14 @@ __all__ = [
     "point_uuid",
     "INDEXED_PAYLOAD_KEYS",
     "SCROLL_PAGE",
+    "PAGE_KEYS",
 ]
 
 # Equality filters on payload keys; a list value means "any of these".
 Where = dict[str, str | int | bool | list[str] | list[int]]
 
 SCROLL_PAGE = 1000
+PAGE_KEYS = ("id", "checksum")  # the payload keys a page carries unless asked for all (None)
 
 # Payload keys filters use; engines that support payload indexes index them.
 INDEXED_PAYLOAD_KEYS = ("version", "document_id", "source", "checksum", "path")
@@ -123,11 +125,13 @@ class VectorStore(ABC):
 
     @abstractmethod
     def scroll_page(
-        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool
+        self, collection: str, where: Where | None, offset: object, *, with_vectors: bool,
+        keys: Sequence[str] | None = PAGE_KEYS,
     ) -> tuple[list[tuple[dict[str, Any], list[float] | None]], object]:
         """One page of (payload, vector) and the offset of the next page (None
         at the end); the primitive ``scroll_points`` and
-        ``vectors_for_checksums`` are built on."""
+        ``vectors_for_checksums`` are built on. ``keys``: the payload keys
+        returned, None for all of them."""
 
     def scroll_points(self, collection: str, where: Where | None = None) -> Iterator[tuple[str, str]]:
         """(id, checksum) of every point (our ids, not Qdrant's), for reconciliation."""
