@@ -26,6 +26,7 @@ The same function checks a kept collection before a rollback
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -48,6 +49,7 @@ from wekadocs.vectors.registry import BUILDING, READY, CollectionRecord, Registr
 __all__ = ["ReembedReport", "ReembedError", "reembed", "model_dims", "MIN_SAMPLE_COSINE"]
 
 MIN_SAMPLE_COSINE = 0.999
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # it names a collection
 SAMPLE = 32
 MAX_CATCH_UP_ROUNDS = 5
 
@@ -85,7 +87,12 @@ class ReembedReport:
 def model_dims(model: str) -> int:
     """The model's own dimension (a model that is not bundled is loaded to ask)."""
     known = bundled(model)
-    return known.dims if known else Embedder(model, device="cpu").dims
+    if known:
+        return known.dims
+    try:
+        return Embedder(model, device="cpu").dims
+    except (OSError, ValueError) as exc:  # what sentence-transformers raises for a name it cannot load
+        raise ReembedError(f"cannot load the model {model!r}: {exc}") from exc
 
 
 def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embedding_version: str,
@@ -96,6 +103,9 @@ def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embe
     ``require_record``: only a collection the registry knows (a rollback);
     its recorded model is used whatever ``model`` says."""
     started = time.perf_counter()
+    if not _VERSION.match(embedding_version):
+        raise ReembedError(f"embedding version {embedding_version!r}: use letters, digits, '.', '_' or '-' "
+                           "(up to 100, starting with a letter or digit)")
     registry = ensure_serving(settings, vectors)
     name = collection_name(embedding_version)
     record = _start(registry, name, embedding_version, model, dims, require_record)
@@ -152,8 +162,12 @@ def _start(registry: Registry, name: str, version: str, model: str, dims: int | 
                 f"{name} already holds {record.spec.label} vectors; asked for {wanted.label}. Use another "
                 f"--embedding-version, or drop it first (`wekadocs vectors drop {version}`)")
     else:
-        record = CollectionRecord(name=name, embedding_version=version, model=model,
-                                  dims=dims or model_dims(model), created_at=now_iso())
+        # checked before anything is recorded: writers fill a building collection too
+        native = model_dims(model)
+        if dims is not None and dims > native:
+            raise ReembedError(f"{model} makes {native}-dimensional vectors; --dims {dims} is more than that")
+        record = CollectionRecord(name=name, embedding_version=version, model=model, dims=dims or native,
+                                  created_at=now_iso())
     registry.store.create_collection(name, record.dims)
     if registry.serving_name() != name:
         # writers keep it current from now on (before the fill reads the graph)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from wekadocs.settings import Settings
 
 WEKADOCS = str(Path(sys.executable).with_name("wekadocs"))
@@ -110,3 +112,17 @@ def test_eval_names_a_bad_qrels_line(settings: Settings, stack: object, tmp_path
     result = run("eval", str(qrels), "--json", env=stack_env(settings))
     assert result.returncode == 1
     assert "bad.jsonl:1: not a qrels line" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--embedding-version", "../etc"], "use letters, digits"),
+    (["--embedding-version", "wide.1", "--dims", "1000"], "384-dimensional vectors; --dims 1000"),
+    (["--embedding-version", "nomodel.1", "--model", "/no/such/model"], "cannot load the model '/no/such/model'"),
+])
+def test_reembed_refuses_what_it_cannot_do_before_recording_anything(
+        settings: Settings, stack: object, args: list[str], message: str) -> None:
+    result = run("reembed", *args, env=stack_env(settings))
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+    status = json.loads(run("vectors", "status", "--json", env=stack_env(settings)).stdout.splitlines()[-1])
+    assert args[1] not in {c["embedding_version"] for c in status["collections"]}
+    assert status["serving"] == settings.vector_collection

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client
+from ray.job_submission import JobStatus, JobSubmissionClient
 
 from cluster import services
 from cluster.processes import free_port
@@ -134,13 +135,21 @@ class Job:
         return next(t for t, line in self.lines if fragment in line)
 
 
-def embedding_actor_pids(settings: Settings) -> list[int]:
-    """Ray Data's pool actors of the running job, from the dashboard's state API."""
-    response = httpx.get(f"{settings.dashboard_url}/api/v0/actors", params={"limit": 1000, "detail": "true"},
-                         headers={"Authorization": f"Bearer {ray_auth_token()}"}, timeout=30)
-    response.raise_for_status()
-    return [int(a["pid"]) for a in response.json()["data"]["result"]["result"]
-            if "MapWorker" in str(a.get("class_name")) and a.get("state") == "ALIVE" and a.get("pid")]
+def embedding_actor_pids(settings: Settings, driver_pid: int) -> list[int]:
+    """The embedding actors of one driver's Ray Data job (not those of an
+    ingest running beside it), from the dashboard's state API."""
+    headers = {"Authorization": f"Bearer {ray_auth_token()}"}
+
+    def listed(kind: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{settings.dashboard_url}/api/v0/{kind}", params={"limit": 1000, "detail": "true"},
+                             headers=headers, timeout=30)
+        response.raise_for_status()
+        return response.json()["data"]["result"]["result"]
+
+    jobs = {j["job_id"] for j in listed("jobs")
+            if str((j.get("driver_info") or {}).get("pid")) == str(driver_pid) and j.get("job_id")}
+    return [int(a["pid"]) for a in listed("actors") if a.get("job_id") in jobs and a.get("state") == "ALIVE"
+            and "EmbedBatch" in str(a.get("class_name")) and a.get("pid")]
 
 
 def test_the_first_collection_is_recorded_with_its_model(env: dict[str, str], docs: Path, iso: Settings) -> None:
@@ -164,7 +173,7 @@ def test_a_job_whose_embedding_actor_is_killed_resumes_with_only_what_is_missing
     progress = job.wait_for(lambda line: line.startswith("embedded ") and not line.startswith("embedded 0/"),
                             "a first stored batch")
     done, total = (int(n) for n in progress.split()[1].split("/"))
-    pids = embedding_actor_pids(iso)
+    pids = embedding_actor_pids(iso, job.process.pid)
     if done < total:
         assert pids, "no embedding actor to kill"
         for pid in pids:
@@ -232,12 +241,12 @@ def test_a_bump_under_a_loop_of_searches_switches_every_reader_with_no_failed_ca
         time.sleep(3)
         job = Job(env, "reembed", "--embedding-version", NEW, "--model", MPNET, "--json")
         code, report = job.finish()
-        switched_at = job.when("now serves")
         time.sleep(3)
     finally:
         stop.set()
         looper.join(60)
     assert code == 0 and report is not None and report["switched"] is True, job.lines[-20:]
+    switched_at = job.when("now serves")
     assert report["previous"] == iso.vector_collection
     failed = [a.error for a in answers if a.error]
     assert not failed, failed[:3]
@@ -272,3 +281,31 @@ def test_rollback_returns_readers_and_the_serving_collection_cannot_be_dropped(
     assert NEW not in by_version(status(env))
     unknown = cli(env, "vectors", "switch", "never.1", "--json", ok=False)
     assert unknown.returncode == 1 and "no collection for embedding version 'never.1'" in unknown.stderr
+
+
+def test_the_job_runs_through_the_jobs_api_and_shows_its_progress_in_the_dashboard(
+        env: dict[str, str], docs: Path, iso: Settings) -> None:
+    client = JobSubmissionClient(iso.dashboard_url)
+    job = client.submit_job(entrypoint=f"{WEKADOCS} reembed --embedding-version job.1 --no-switch --json",
+                            runtime_env={"env_vars": env})
+    deadline = time.monotonic() + 300
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+        assert time.monotonic() < deadline, "the job did not finish in 5 minutes"
+        time.sleep(1)
+    logs = client.get_job_logs(job)
+    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
+    report = json.loads([line for line in logs.splitlines() if line.startswith("{")][-1])
+    assert report["verified"] is True and report["switched"] is False
+    assert report["embeddings_computed"] == report["texts"] > 0  # a new collection: every text once
+    assert f"embedded {report['texts']}/{report['texts']} texts" in logs
+
+    # the dashboard's Ray Data page: the job's embedding dataset, finished, every row counted
+    driver = client.get_job_info(job).job_id
+    response = httpx.get(f"{iso.dashboard_url}/api/data/datasets/{driver}", timeout=30,
+                         headers={"Authorization": f"Bearer {ray_auth_token()}"})
+    response.raise_for_status()
+    embedding = [d for d in response.json()["datasets"]
+                 if any("EmbedBatch" in op["operator"] for op in d["operators"])]
+    assert embedding and embedding[0]["state"] == "FINISHED"
+    assert embedding[0]["progress"] == embedding[0]["total"] > 0
+    assert by_version(status(env))["job.1"]["serving"] is False

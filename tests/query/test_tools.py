@@ -171,7 +171,7 @@ def test_compare_two_commands_and_one_page_across_versions(toolbox: Toolbox) -> 
     assert answer.diagnostics["only_first"] and answer.diagnostics["only_second"]
     same = toolbox.compare_systems("licensing/overview.md", "licensing/overview.md",
                                    version=VERSION, second_version=VERSION)
-    assert same.diagnostics == {"added": [], "removed": [], "changed": []}
+    assert same.diagnostics == {"added": [], "removed": [], "changed": [], "collection": None, "model": None}
 
 
 def test_explain_architecture(toolbox: Toolbox) -> None:
