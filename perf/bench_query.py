@@ -8,7 +8,9 @@ are p50/p95/p99 latency and throughput. In the same run:
   HTTP): the service's overhead is the difference of the medians, and the
   ratio;
 * ``tools/list`` through the same clients: the floor of an MCP round trip
-  through Serve on this machine.
+  through Serve on this machine;
+* the alias lookup every search makes (which collection, hence which model):
+  one call to the vector store's owner actor.
 
 Start the service first (``wekadocs services up``, ingest, ``wekadocs serve
 --detach``). Nothing is asserted.
@@ -36,6 +38,7 @@ from cluster.vector_owner import vector_store_for  # noqa: E402
 from wekadocs.query.assembly import open_toolbox  # noqa: E402
 from wekadocs.query.evaluation import load_qrels  # noqa: E402
 from wekadocs.settings import load_settings  # noqa: E402
+from wekadocs.vectors.registry import Registry  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev-4.4.jsonl"
 
@@ -101,6 +104,17 @@ def in_process(queries: list[str], version: str | None, rounds: int) -> list[flo
     return latencies
 
 
+def alias_lookups(rounds: int = 500) -> list[float]:
+    settings = load_settings()
+    registry = Registry(vector_store_for(settings), settings.vector_alias)
+    latencies = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        registry.serving_name()
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8000/mcp")
@@ -137,6 +151,9 @@ def main() -> None:
     local = in_process(queries, args.version, args.rounds)
     print(f"search_documentation in-process, sequential:   {percentiles(local)}")
     base, mcp = statistics.median(local), statistics.median(served[min(served)])
+    lookup = alias_lookups()
+    print(f"alias lookup per search (owner actor call): {percentiles(lookup)}  "
+          f"= {100 * statistics.median(lookup) / base:.1f}% of the in-process median")
     print(f"Serve + MCP overhead at concurrency {min(served)}: {mcp - base:+.1f} ms on the median "
           f"({mcp / base:.2f}x the in-process median)")
 

@@ -214,13 +214,24 @@ class Ingestor:
                 f"{targets[0].embedding_version!r} ({targets[0].spec.label}); vectors were written there. To move, "
                 f"run `wekadocs reembed --embedding-version {self.settings.embedding_version}`")
         for record in targets:
-            counts = self.section_vectors.fill(record, metrics, tags)
+            try:
+                counts = self.section_vectors.fill(record, metrics, tags)
+            except Exception as exc:
+                if record is targets[0]:
+                    raise
+                # A collection being built is kept current as a courtesy: the
+                # re-embed job's parity check re-embeds whatever is missing
+                # before it may switch. Its model failing here (not installed
+                # on this worker, out of memory) must not fail the serving write.
+                report.warnings.append(f"{record.name} (being built with {record.spec.label}) was not updated: "
+                                       f"{type(exc).__name__}: {exc}; the re-embed job's catch-up fills it")
+                continue
+            report.collections.append(record.name)
             report.embeddings_computed += counts.computed
             report.embeddings_reused += counts.reused
             report.vectors_upserted += counts.upserted
             if counts.computed:
                 metrics.embeddings.inc(counts.computed, tags=tags)
-        report.collections = [record.name for record in targets]
         return targets
 
     def _write(self, batches: Iterable[list[DocumentWrite]], gone: list[str], metrics: IngestMetrics,

@@ -118,7 +118,7 @@ def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embe
     _add(report, section_vectors.fill(record, metrics, tags, _progress(say)))
     for round_ in range(1, MAX_CATCH_UP_ROUNDS + 1):
         drift = section_vectors.drift(record)
-        report.sections = drift.sections
+        report.sections, report.texts = drift.sections, len(drift.checksums)
         if drift.parity:
             break
         say(f"catch-up {round_}: {len(drift.missing)} missing, {len(drift.stale)} stale, {len(drift.extra)} extra")
@@ -130,8 +130,7 @@ def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embe
         raise ReembedError(f"{name} did not reach parity with the graph after {MAX_CATCH_UP_ROUNDS} catch-up "
                            "rounds (changes arrive faster than they are embedded); run the job again")
 
-    report.texts = len({checksum for checksum, _ in GraphWriter(graph).all_sections().values()})
-    report.sample_checked, report.sample_min_cosine = _check_sample(graph, vectors, record)
+    report.sample_checked, report.sample_min_cosine = _check_sample(graph, vectors, record, drift.checksums)
     if report.sample_min_cosine is not None and report.sample_min_cosine < MIN_SAMPLE_COSINE:
         raise ReembedError(f"stored vectors of {name} differ from a fresh encoding (cosine "
                            f"{report.sample_min_cosine:.4f} < {MIN_SAMPLE_COSINE}); not switching")
@@ -176,15 +175,18 @@ def _start(registry: Registry, name: str, version: str, model: str, dims: int | 
     return record
 
 
-def _check_sample(graph: GraphStore, vectors: VectorStore, record: CollectionRecord) -> tuple[int, float | None]:
-    """Re-encode a random sample of texts here; the lowest cosine to the stored vectors."""
-    rows = graph.read(
-        "MATCH (s:Section) WITH s.checksum AS checksum, head(collect(s)) AS s "
-        "RETURN checksum, s.trail AS trail, s.text AS text"
-    )
-    if not rows:
+def _check_sample(graph: GraphStore, vectors: VectorStore, record: CollectionRecord,
+                  checksums: set[str]) -> tuple[int, float | None]:
+    """Re-encode a random sample of the graph's texts here; the lowest cosine to
+    the stored vectors."""
+    if not checksums:
         return 0, None
-    sample = random.sample(rows, min(SAMPLE, len(rows)))
+    chosen = random.sample(sorted(checksums), min(SAMPLE, len(checksums)))
+    sample = graph.read(
+        "MATCH (s:Section) WHERE s.checksum IN $checksums WITH s.checksum AS checksum, head(collect(s)) AS s "
+        "RETURN checksum, s.trail AS trail, s.text AS text",
+        checksums=chosen,
+    )
     stored = vectors.vectors_for_checksums(record.name, [r["checksum"] for r in sample])
     missing = [r["checksum"] for r in sample if r["checksum"] not in stored]
     if missing:

@@ -58,6 +58,7 @@ class Drift:
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    checksums: set[str] = field(default_factory=set, repr=False)  # the graph's distinct texts
 
     @property
     def pct(self) -> float:
@@ -109,7 +110,8 @@ class SectionVectors:
     def drift(self, record: CollectionRecord) -> Drift:
         sections = self.writer.all_sections()
         points = dict(self.vectors.scroll_points(record.name))
-        drift = Drift(sections=len(sections), points=len(points))
+        drift = Drift(sections=len(sections), points=len(points),
+                      checksums={checksum for checksum, _ in sections.values()})
         for sid, (checksum, versions) in sections.items():
             if sid not in points:
                 drift.missing.append(sid)

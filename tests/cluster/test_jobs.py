@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from pathlib import Path
 
-from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.job_submission import JobSubmissionClient
 
 from tests.prometheus_text import wait_for_series
+from tests.ray_jobs import run_job
 from wekadocs.settings import Settings
 
 
@@ -26,19 +25,10 @@ def test_ingest_runs_as_a_ray_job_and_exports_metrics(
         "WEKADOCS_NEO4J_PORT": str(settings.neo4j_port),
         "WEKADOCS_REDIS_PORT": str(settings.redis_port),
     }
-    job = client.submit_job(
-        entrypoint=f"{cli} ingest {tree} --source job-test --version 1.0 --json",
-        runtime_env={"env_vars": env},
-    )
-    deadline = time.monotonic() + 300
-    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-        assert time.monotonic() < deadline, "the job did not finish in 5 minutes"
-        time.sleep(1)
-    logs = client.get_job_logs(job)
-    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-2000:]
-    report = json.loads([line for line in logs.splitlines() if line.startswith("{")][-1])
+    job = run_job(client, f"{cli} ingest {tree} --source job-test --version 1.0 --json", env)
+    report = job.report
     assert report["documents_changed"] == 1 and report["embeddings_computed"] == 1
-    assert job in {info.submission_id for info in client.list_jobs()}  # what the dashboard lists
+    assert job.submission_id in {info.submission_id for info in client.list_jobs()}  # what the dashboard lists
 
     # Ray exports our counters (prefixed ray_) on the head's metrics port
     wait_for_series(f"http://127.0.0.1:{settings.ray_metrics_port}/metrics", {

@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from mcp import Client
-from ray.job_submission import JobStatus, JobSubmissionClient
+from ray.job_submission import JobSubmissionClient
 
 from cluster import services
 from cluster.processes import free_port
 from cluster.ray_head import ray_auth_token
 from tests.cluster.test_cli import WEKADOCS, stack_env
 from tests.conftest import make_settings
+from tests.ray_jobs import run_job
 from wekadocs.settings import Settings, collection_name
 
 FOLDERS = ("operation-guide/security/manage-the-login-banner",
@@ -135,21 +137,24 @@ class Job:
         return next(t for t, line in self.lines if fragment in line)
 
 
-def embedding_actor_pids(settings: Settings, driver_pid: int) -> list[int]:
-    """The embedding actors of one driver's Ray Data job (not those of an
-    ingest running beside it), from the dashboard's state API."""
-    headers = {"Authorization": f"Bearer {ray_auth_token()}"}
-
-    def listed(kind: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{settings.dashboard_url}/api/v0/{kind}", params={"limit": 1000, "detail": "true"},
-                             headers=headers, timeout=30)
-        response.raise_for_status()
-        return response.json()["data"]["result"]["result"]
-
-    jobs = {j["job_id"] for j in listed("jobs")
-            if str((j.get("driver_info") or {}).get("pid")) == str(driver_pid) and j.get("job_id")}
-    return [int(a["pid"]) for a in listed("actors") if a.get("job_id") in jobs and a.get("state") == "ALIVE"
-            and "EmbedBatch" in str(a.get("class_name")) and a.get("pid")]
+def embedding_actor_pids(settings: Settings) -> list[int]:
+    """The live embedding actors of this stack, found among the processes:
+    workers whose raylet runs in this stack's folder. (The dashboard's state
+    API, asked the same on a loaded machine, answered after the job had moved
+    on.)"""
+    raylets = {p.pid for p in psutil.process_iter(["name", "cmdline"])
+               if p.info["name"] == "raylet" and str(settings.data_dir) in " ".join(p.info["cmdline"] or [])}
+    pids = []
+    for process in psutil.process_iter(["cmdline"]):
+        if "EmbedBatch" not in " ".join(process.info["cmdline"] or []):
+            continue
+        try:
+            raylet = int(process.environ().get("RAY_RAYLET_PID", "0"))
+        except (psutil.Error, ValueError):
+            continue
+        if raylet in raylets:
+            pids.append(process.pid)
+    return pids
 
 
 def test_the_first_collection_is_recorded_with_its_model(env: dict[str, str], docs: Path, iso: Settings) -> None:
@@ -164,20 +169,19 @@ def test_the_first_collection_is_recorded_with_its_model(env: dict[str, str], do
 def test_a_job_whose_embedding_actor_is_killed_resumes_with_only_what_is_missing(
         env: dict[str, str], docs: Path, iso: Settings) -> None:
     job = Job(env, "reembed", "--embedding-version", NEW, "--model", MPNET, "--no-switch", "--json")
-    job.wait_for(lambda line: line.startswith("filling"), "the collection being registered")
+    progress = job.wait_for(lambda line: line.startswith("embedded ") and not line.startswith("embedded 0/"),
+                            "a first stored batch")
+    done, total = (int(n) for n in progress.split()[1].split("/"))
+    assert done < total, f"the job stored everything at once ({progress}): no middle to kill it in"
+    pids = embedding_actor_pids(iso)  # the job's: nothing else embeds on this stack yet
+    assert pids, "no embedding actor to kill"
     # a page edited while the job runs: the ingest writes it to both collections
     (docs / EDITED).write_text((docs / EDITED).read_text() + f"\n\n## Ledger\n\n{PHRASE}.\n")
     edit = subprocess.Popen([WEKADOCS, "ingest", str(docs), "--version", "1.0", "--source", "docs", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**{k: v for k, v in os.environ.items() if not k.startswith("WEKADOCS_")}, **env})
-    progress = job.wait_for(lambda line: line.startswith("embedded ") and not line.startswith("embedded 0/"),
-                            "a first stored batch")
-    done, total = (int(n) for n in progress.split()[1].split("/"))
-    pids = embedding_actor_pids(iso, job.process.pid)
-    if done < total:
-        assert pids, "no embedding actor to kill"
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
     job.finish()  # the job fails, or Ray Data restarts the actor and it completes: either way it ends
     edit_out, edit_err = edit.communicate(timeout=600)
     assert edit.returncode == 0, edit_err[-3000:]
@@ -286,21 +290,14 @@ def test_rollback_returns_readers_and_the_serving_collection_cannot_be_dropped(
 def test_the_job_runs_through_the_jobs_api_and_shows_its_progress_in_the_dashboard(
         env: dict[str, str], docs: Path, iso: Settings) -> None:
     client = JobSubmissionClient(iso.dashboard_url)
-    job = client.submit_job(entrypoint=f"{WEKADOCS} reembed --embedding-version job.1 --no-switch --json",
-                            runtime_env={"env_vars": env})
-    deadline = time.monotonic() + 300
-    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
-        assert time.monotonic() < deadline, "the job did not finish in 5 minutes"
-        time.sleep(1)
-    logs = client.get_job_logs(job)
-    assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs[-3000:]
-    report = json.loads([line for line in logs.splitlines() if line.startswith("{")][-1])
+    job = run_job(client, f"{WEKADOCS} reembed --embedding-version job.1 --no-switch --json", env)
+    report, logs = job.report, job.logs
     assert report["verified"] is True and report["switched"] is False
     assert report["embeddings_computed"] == report["texts"] > 0  # a new collection: every text once
     assert f"embedded {report['texts']}/{report['texts']} texts" in logs
 
     # the dashboard's Ray Data page: the job's embedding dataset, finished, every row counted
-    driver = client.get_job_info(job).job_id
+    driver = client.get_job_info(job.submission_id).job_id
     response = httpx.get(f"{iso.dashboard_url}/api/data/datasets/{driver}", timeout=30,
                          headers={"Authorization": f"Bearer {ray_auth_token()}"})
     response.raise_for_status()

@@ -20,9 +20,11 @@ from pipelines.embedding import EmbedBatch, embedding_cpus
 from pipelines.ingest import IngestReport, Ingestor
 from pipelines.reconcile import reconcile
 from wekadocs.graph_schema import apply_schema
+from wekadocs.embedder import Embedder, ModelCache
 from wekadocs.graph_store import GraphStore
-from wekadocs.settings import Settings
+from wekadocs.settings import Settings, collection_name
 from wekadocs.vectors import VectorStore
+from wekadocs.vectors.registry import BUILDING, CollectionRecord, ensure_serving
 
 PAGES = {
     "index.md": "# Widgets\n\nWidgets store things. See [create](guide/create.md#create-a-widget).\n",
@@ -245,6 +247,29 @@ def test_reconcile_reports_and_repairs_drift(settings: Settings, stores, tmp_pat
     repaired = reconcile(settings, graph, vectors, repair=True)
     assert repaired.repaired and repaired.vectors_deleted == 1 and repaired.vectors_upserted == 3
     assert reconcile(settings, graph, vectors, repair=False).drift_pct == 0.0
+
+
+def test_a_collection_being_built_whose_model_fails_does_not_fail_the_serving_write(
+        settings: Settings, stores, tmp_path: Path) -> None:
+    """A re-embed job's collection is kept current as a courtesy; its parity
+    check repairs what a writer could not do. The serving write must land."""
+    graph, vectors = stores
+    registry = ensure_serving(settings, vectors)
+    broken = CollectionRecord(collection_name("broken.1"), "broken.1", "no-such-model-here", 8, state=BUILDING)
+    vectors.create_collection(broken.name, broken.dims)
+    registry.put(broken)
+    try:
+        encoders = ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu"))
+        report = Ingestor(settings, graph, vectors, progress=False, encoders=encoders).run(
+            write_tree(tmp_path / "t", PAGES), source="building", version="1.0")
+        assert report.collections == [settings.vector_collection]
+        assert len(report.warnings) == 1 and broken.name in report.warnings[0]
+        assert "no-such-model-here" in report.warnings[0] and "catch-up fills it" in report.warnings[0]
+        assert len(point_ids(vectors, settings, "building")) == report.sections_written > 0
+        assert vectors.count(broken.name) == 0
+    finally:
+        registry.remove(broken.name)
+        vectors.drop_collection(broken.name)
 
 
 def test_corpus_update_4_3_to_4_4_touches_exactly_what_changed(
