@@ -14,6 +14,8 @@ import importlib.metadata
 import os
 import re
 import shlex
+import subprocess
+import sys
 from typing import Any
 
 import kubernetes_validate
@@ -151,6 +153,8 @@ def test_generated_serve_config_is_up_to_date() -> None:
     stale = [str(path.relative_to(REPO)) for path, text in load_render().outputs().items()
              if not path.exists() or path.read_text(encoding="utf-8") != text]
     assert stale == [], "run `python kuberay/render.py` and commit the result"
+    check = subprocess.run([sys.executable, str(KUBERAY / "render.py"), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
 
 
 @overlays
@@ -259,6 +263,8 @@ def test_secrets_only_from_secrets(overlay: str) -> None:
         for item in container.get("env", []):
             if item["name"] in SECRET_VARIABLES - {"REDIS_URL"}:
                 assert "secretKeyRef" in item.get("valueFrom", {}), f"{where}: {item['name']} not from a Secret"
+            elif item["name"] == "REDIS_URL":  # its password from a variable that comes from the Secret
+                assert re.match(r"redis://:\$\(REDIS_AUTH\)@", item["value"]), where
     configmap = find(objects, "ConfigMap", "wekadocs-settings")["data"]
     assert not SECRET_VARIABLES & set(configmap)
     for owner, job in job_specs(objects):
