@@ -119,7 +119,8 @@ def reembed(env: dict[str, str], version: str, *, actors: int) -> dict[str, Any]
     report: dict[str, Any] = cli({**env, "WEKADOCS_EMBEDDING_ACTORS": str(actors)}, "reembed",
                                  "--embedding-version", version, "--no-switch", "--json")
     print(f"  reembed {version}: {report['texts']} texts in {report['seconds']:.1f} s "
-          f"on {len(report['embedded_per_node'])} node(s)", flush=True)
+          f"on {len(report['embedded_per_node'])} node(s); load average after {os.getloadavg()[0]:.1f} "
+          "(other programs on this machine skew every figure)", flush=True)
     return report
 
 

@@ -170,10 +170,15 @@ class SectionVectors:
         placement = cluster_placement(s.embedding_actors, s.embed_threads)
         threads, cpus = (s.embed_threads, 1.0) if use_gpu else (placement.threads, placement.cpus)
         per_call = s.embedding_batch_size * 8  # texts per call of an embedding actor
+        # a block per call: results are stored as each block finishes. At least
+        # four blocks per actor (while each still fills a forward pass): with
+        # fewer, the first actor ready takes them all and the others, on other
+        # nodes, idle.
+        blocks = max(-(-len(missing) // per_call),
+                     min(4 * s.embedding_actors, -(-len(missing) // s.embedding_batch_size)))
         dataset = ray.data.from_items(
             [{"checksum": c, "text": t} for c, t in missing],
-            # a block per call: results are stored as each block finishes
-            override_num_blocks=max(1, min(-(-len(missing) // per_call), 64)),
+            override_num_blocks=max(1, min(blocks, 64)),
         ).map_batches(
             EmbedBatch,
             fn_constructor_kwargs=dict(model_name=spec.name, dims=spec.dims, batch_size=s.embedding_batch_size,
