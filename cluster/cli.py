@@ -86,7 +86,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 @cli.group()
 def services() -> None:
-    """Local Neo4j, Redis and Ray head (embedded defaults)."""
+    """Local Neo4j, Redis and Ray head (embedded defaults), and Ray worker nodes."""
 
 
 def _service_lines(reports: list[local_services.ServiceReport]) -> list[str]:
@@ -99,18 +99,34 @@ def _service_lines(reports: list[local_services.ServiceReport]) -> list[str]:
     return lines
 
 
+def _node_lines(nodes: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{len(nodes)} Ray node{'s' if len(nodes) != 1 else ''} alive:"] if nodes else []
+    for node in nodes:
+        offers = ", ".join(f"{k} {v:g}" for k, v in sorted(node["resources"].items()))
+        lines.append(f"  {node['name']:<14} {node['node_id'][:12]}  {offers}")
+    return lines
+
+
 @services.command("up")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Ray worker nodes to keep joined to the head (0 removes them; "
+                   "default: as many as now).")
+@click.option("--worker-cpus", type=click.IntRange(min=1), default=None,
+              help="CPUs each worker node offers (default: what it runs with, 1 for a new one).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 @_reports_errors
-def services_up(ctx: click.Context, as_json: bool) -> None:
+def services_up(ctx: click.Context, workers: int | None, worker_cpus: int | None, as_json: bool) -> None:
     """Start what is not running; wait until each service answers."""
+    from cluster.ray_workers import list_nodes
+
     settings = _settings(ctx)
-    reports = local_services.up(settings)
-    lines = _service_lines(reports)
+    reports = local_services.up(settings, workers=workers, worker_cpus=worker_cpus)
+    nodes = list_nodes(settings)
+    lines = _service_lines(reports) + _node_lines(nodes)
     if settings.dashboard_url:
         lines.append(f"Ray dashboard: {settings.dashboard_url}  (token: `ray get-auth-token`)")
-    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports]}, lines)
+    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports], "nodes": nodes}, lines)
 
 
 @services.command("down")
@@ -129,10 +145,14 @@ def services_down(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 @_reports_errors
 def services_status(ctx: click.Context, as_json: bool) -> None:
-    """State, address and version of each service."""
-    reports = local_services.status(_settings(ctx))
-    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports]},
-          _service_lines(reports))
+    """State, address and version of each service; the Ray nodes alive and what each offers."""
+    from cluster.ray_workers import list_nodes
+
+    settings = _settings(ctx)
+    reports = local_services.status(settings)
+    nodes = list_nodes(settings)
+    _emit(as_json, {"services": [local_services.report_dict(r) for r in reports], "nodes": nodes},
+          _service_lines(reports) + _node_lines(nodes))
 
 
 # --- config ----------------------------------------------------------------------
@@ -368,15 +388,20 @@ def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @click.option("--host", default=None, help="Address for Serve's HTTP proxy (default: serve_host).")
 @click.option("--port", type=int, default=None, help="Port for Serve's HTTP proxy (default: serve_port).")
 @click.option("--detach", is_flag=True, help="Deploy and return; the app keeps running in the cluster.")
+@click.option("--serve-config", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="A Serve config to take the deployment options from (default: serve_apps/serve_config.yaml), "
+                   "e.g. one whose MCPServer asks for the `query` resource of worker nodes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (implies nothing about --detach).")
 @click.pass_context
 @_reports_errors
-def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bool, as_json: bool) -> None:
+def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bool, serve_config: Path | None,
+              as_json: bool) -> None:
     """Deploy the MCP query service on Ray Serve and print how to call it."""
-    from cluster.serve_runner import deploy, undeploy
+    from cluster.serve_runner import SERVE_CONFIG, deploy, undeploy
 
     settings = _settings(ctx)
-    served = deploy(settings, host=host or settings.serve_host, port=port or settings.serve_port)
+    served = deploy(settings, host=host or settings.serve_host, port=port or settings.serve_port,
+                    config=serve_config or SERVE_CONFIG)
     sample = ("curl -s -X POST " + served.url + " -H 'Content-Type: application/json' "
               "-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-06-18' "
               "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"

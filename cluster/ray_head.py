@@ -124,15 +124,22 @@ class RayHead:
         return str(response.json()["ray_version"])
 
 
+_token: str | None = None  # ray_auth_token's answer, kept: asking Ray's CLI takes seconds
+
+
 def ray_auth_token(*, generate: bool = False) -> str:
     """The token Ray clients present (``ray get-auth-token``), made if asked."""
+    global _token
+    if _token is not None and not generate:
+        return _token
     command = [_ray_cli(), "get-auth-token"] + (["--generate"] if generate else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0 or not result.stdout.strip():
         raise ServiceStartError(
             "ray", "no Ray authentication token: " + result.stderr.strip()[-300:]
         )
-    return result.stdout.strip()
+    _token = result.stdout.strip()
+    return _token
 
 
 def _ray_cli() -> str:

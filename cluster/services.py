@@ -1,9 +1,16 @@
-"""``wekadocs services up|down|status``: the local Neo4j, Redis and Ray head we own.
+"""``wekadocs services up|down|status``: the local Neo4j, Redis and Ray head we own,
+and the Ray worker nodes joined to that head.
 
 ``up`` is idempotent: a service whose recorded process is alive and answering
 is left alone. ``down`` stops exactly the processes ``up`` recorded. A service
 configured with an external address (``NEO4J_URI``, ``REDIS_URL``) is never
 started or stopped, only probed.
+
+Worker nodes (``cluster/ray_workers.py``) are recorded one by one like the
+services (``run/ray-worker-<i>.json``). ``up(workers=N)`` makes their number
+N (workers above N are stopped); ``up()`` keeps the number recorded now, and
+restarts a recorded worker that is no longer running. ``down`` stops them
+first, then the services.
 """
 
 from __future__ import annotations
@@ -18,11 +25,12 @@ from typing import Protocol
 from cluster import processes
 from cluster.neo4j_server import Neo4jServer
 from cluster.ray_head import RayHead
+from cluster.ray_workers import DEFAULT_WORKER_CPUS, WORKER_PREFIX, RayWorker
 from cluster.redis_server import RedisServer
 from wekadocs.errors import ServiceStartError, WekadocsError
 from wekadocs.settings import Settings
 
-__all__ = ["ServiceReport", "services_for", "up", "down", "status"]
+__all__ = ["ServiceReport", "services_for", "workers_for", "up", "down", "status"]
 
 
 class LocalServer(Protocol):
@@ -59,8 +67,23 @@ def services_for(settings: Settings) -> list[LocalServer]:
     return [Neo4jServer(settings), RedisServer(settings), RayHead(settings)]
 
 
-def up(settings: Settings) -> list[ServiceReport]:
+def workers_for(settings: Settings) -> list[RayWorker]:
+    """The worker nodes recorded now (running or not), by index, with their recorded CPUs."""
+    workers = []
+    for path in (settings.data_dir / "run").glob(f"{WORKER_PREFIX}*.json"):
+        suffix = path.stem.removeprefix(WORKER_PREFIX)
+        if suffix.isdigit():
+            record = read_state(settings, path.stem) or {}
+            cpus = record.get("cpus")
+            workers.append(RayWorker(settings, int(suffix), cpus if isinstance(cpus, int) else DEFAULT_WORKER_CPUS))
+    return sorted(workers, key=lambda worker: worker.index)
+
+
+def up(settings: Settings, *, workers: int | None = None, worker_cpus: int | None = None) -> list[ServiceReport]:
     """Start every managed service that is not already running; wait until each answers.
+    Then bring the Ray worker nodes to ``workers`` (None: as many as are recorded),
+    each offering ``worker_cpus`` CPUs (None: what it was started with, else
+    ``DEFAULT_WORKER_CPUS``); a worker recorded with other CPUs is restarted.
 
     What can be refused at once (an external server that does not answer, a
     port held by another program) is, before anything starts. Then the
@@ -69,6 +92,9 @@ def up(settings: Settings) -> list[ServiceReport]:
     fails, the others finish starting (and are recorded, so ``down`` stops
     them) before the first error is raised.
     """
+    if workers and not settings.manages_ray:
+        raise ServiceStartError("ray", "worker nodes join our own Ray head; with RAY_ADDRESS set, "
+                                "add nodes to that cluster instead")
     servers = services_for(settings)
     current = [_status_one(settings, server) for server in servers]
     for server, state in zip(servers, current):
@@ -78,14 +104,44 @@ def up(settings: Settings) -> list[ServiceReport]:
     errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:
         raise errors[0]
-    return [future.result() for future in futures]
+    return [future.result() for future in futures] + _scale_workers(settings, workers, worker_cpus)
+
+
+def _scale_workers(settings: Settings, count: int | None, cpus: int | None) -> list[ServiceReport]:
+    """Stop the workers above ``count`` and those to restart with other CPUs;
+    start (or keep) workers 1..count, side by side."""
+    if not settings.manages_ray:
+        return []
+    recorded = {worker.index: worker for worker in workers_for(settings)}
+    target = len(recorded) if count is None else count
+    retire = [w for i, w in recorded.items() if i > target or (cpus is not None and w.cpus != cpus)]
+    wanted = [RayWorker(settings, i, cpus or (recorded[i].cpus if i in recorded else DEFAULT_WORKER_CPUS))
+              for i in range(1, target + 1)]
+    reports = {}
+    if retire:
+        with ThreadPoolExecutor(max_workers=len(retire), thread_name_prefix="workers-down") as pool:
+            reports.update({r.name: r for r in pool.map(lambda w: _down_one(settings, w), retire)})
+    if wanted:
+        with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="workers-up") as pool:
+            futures = [pool.submit(_up_one, settings, w, _status_one(settings, w)) for w in wanted]
+        errors = [future.exception() for future in futures if future.exception() is not None]
+        if errors:
+            raise errors[0]
+        reports.update({future.result().name: future.result() for future in futures})
+    return sorted(reports.values(), key=lambda r: int(r.name.removeprefix(WORKER_PREFIX)))
 
 
 def down(settings: Settings) -> list[ServiceReport]:
-    """Stop what ``up`` started (and recorded), side by side; leave external services alone."""
+    """Stop what ``up`` started (and recorded), side by side, the worker nodes
+    first; leave external services alone."""
+    workers = workers_for(settings)
+    stopped: list[ServiceReport] = []
+    if workers:
+        with ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="workers-down") as pool:
+            stopped = list(pool.map(lambda worker: _down_one(settings, worker), workers))
     servers = services_for(settings)
     with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="services-down") as pool:
-        return list(pool.map(lambda server: _down_one(settings, server), servers))
+        return list(pool.map(lambda server: _down_one(settings, server), servers)) + stopped
 
 
 def _down_one(settings: Settings, server: LocalServer) -> ServiceReport:
@@ -100,7 +156,9 @@ def _down_one(settings: Settings, server: LocalServer) -> ServiceReport:
 
 
 def status(settings: Settings) -> list[ServiceReport]:
-    return [_status_one(settings, server) for server in services_for(settings)]
+    """The services, then each recorded worker node."""
+    servers: list[LocalServer] = [*services_for(settings), *workers_for(settings)]
+    return [_status_one(settings, server) for server in servers]
 
 
 def _status_one(settings: Settings, server: LocalServer) -> ServiceReport:
@@ -143,7 +201,9 @@ def _up_one(settings: Settings, server: LocalServer, current: ServiceReport) -> 
     pid = processes.spawn(server.command(), log_file=server.log_file, env=server.env())
     _write_state(settings, server.name, {"pid": pid, "address": server.address,
                                          "log_file": str(server.log_file),
-                                         "started_at": time.time()})
+                                         "started_at": time.time(),
+                                         # what a worker node offers (cpus, resources)
+                                         **getattr(server, "details", dict)()})
     return _await(settings, server, pid, started=True)
 
 

@@ -5,6 +5,17 @@ So in a Ray application one detached actor opens it, and every pipeline
 worker, Serve replica and CLI command reaches it through ``ActorVectorStore``,
 which implements the same ``VectorStore`` interface by forwarding each call.
 With ``QDRANT_URL`` set there is no owner: everyone talks to the server.
+
+**Placement.** The folder is on the machine where the data dir is, which is
+the head's: ``services up`` starts the head there, and a KubeRay head keeps
+the data dir on its volume. So the owner asks for a sliver of the head's
+built-in resource ``node:__internal_head__`` (as Serve's controller does) and
+is never started on a worker node, beside an empty folder of its own: a
+restart after a crash waits for the head rather than opening a new, empty
+store elsewhere. Callers on any node (Serve replicas, Ray Data actors) reach
+it through its handle. A cluster whose readers and writers span machines in
+production points ``QDRANT_URL`` at a Qdrant server instead; then there is
+nothing to pin.
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ from wekadocs.errors import VectorStoreUnavailable
 from wekadocs.settings import Settings
 from wekadocs.vectors import PAGE_KEYS, VectorHit, VectorPoint, VectorStore, Where, open_vector_store
 
-__all__ = ["VectorOwner", "ActorVectorStore", "vector_store_for", "owner_name"]
+__all__ = ["VectorOwner", "ActorVectorStore", "vector_store_for", "owner_name", "OWNER_PLACEMENT"]
+
+# Ray's own name for the head's resource (ray._common.constants.HEAD_NODE_RESOURCE_NAME).
+OWNER_PLACEMENT = {"node:__internal_head__": 0.001}
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=8)
@@ -129,5 +143,6 @@ def vector_store_for(settings: Settings) -> VectorStore:
         namespace=settings.ray_namespace,
         lifetime="detached",
         get_if_exists=True,
+        resources=OWNER_PLACEMENT,  # where the folder is: see the module's docstring
     ).remote(settings)
     return ActorVectorStore(handle, ray.get(handle.engine.remote()))

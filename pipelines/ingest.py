@@ -34,6 +34,7 @@ import ray
 
 from pipelines.extract import extract_document
 from pipelines.metrics import IngestMetrics
+from pipelines.nodes import add_per_node, alive_nodes, largest_free_cpus, note_lost_nodes
 from pipelines.parse import parse_document
 from pipelines.section_vectors import UPSERT_CHUNK, SectionVectors
 from pipelines.source_tree import SourceFile, scan_tree
@@ -76,6 +77,8 @@ class IngestReport:
     collections: list[str] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    embedded_per_node: dict[str, int] = field(default_factory=dict)  # Ray node id -> texts it encoded
+    nodes_lost: list[str] = field(default_factory=list)  # alive when the job began, gone at its end
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +137,7 @@ class Ingestor:
         metrics = IngestMetrics()
         tags = {"source": source}
         ray.data.DataContext.get_current().enable_progress_bars = self.progress
+        nodes = alive_nodes()
 
         files, read_errors = scan_tree(root)
         report.errors += [{"path": p, "error": f"{p}: {why}"} for p, why in read_errors]
@@ -149,7 +153,9 @@ class Ingestor:
         # gets to it (by then Ray may be gone, and the shutdown fails unreported).
         with closing(self._parsed_batches(changed, source, version, report)) as batches:
             stats = self._write(batches, gone, metrics, tags)
-        return self._finish(stats, report, metrics, tags, started)
+        self._finish(stats, report, metrics, tags, started)
+        note_lost_nodes(report.nodes_lost, report.warnings, nodes)
+        return report
 
     def apply_pages(self, pages: list[PageChange], *, source: str, version: str,
                     parser: PageParser | None = None) -> IngestReport:
@@ -230,6 +236,7 @@ class Ingestor:
             report.embeddings_computed += counts.computed
             report.embeddings_reused += counts.reused
             report.vectors_upserted += counts.upserted
+            add_per_node(report.embedded_per_node, counts.per_node)
             if counts.computed:
                 metrics.embeddings.inc(counts.computed, tags=tags)
         return targets
@@ -264,7 +271,7 @@ class Ingestor:
                 max_bytes=int(s.max_file_mb * 1_000_000), source=source, version=version,
             ),
             concurrency=(1, max(1, int(ray.cluster_resources().get("CPU", 1)))),
-            num_cpus=min(1.0, ray.available_resources().get("CPU", 0.0)),  # see embedding_cpus
+            num_cpus=min(1.0, largest_free_cpus()),  # one node must have it free, see embedding_cpus
         )
         batch: list[DocumentWrite] = []
         with closing(iter(dataset.iter_rows())) as rows:

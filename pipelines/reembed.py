@@ -29,12 +29,13 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from pipelines.metrics import IngestMetrics
+from pipelines.nodes import add_per_node, alive_nodes, note_lost_nodes
 from pipelines.section_vectors import FillCounts, SectionVectors
 from wekadocs.bundled_models import bundled
 from wekadocs.embedder import Embedder, ModelSpec
@@ -79,6 +80,9 @@ class ReembedReport:
     verified: bool = False
     switched: bool = False
     seconds: float = 0.0
+    embedded_per_node: dict[str, int] = field(default_factory=dict)  # Ray node id -> texts it encoded
+    nodes_lost: list[str] = field(default_factory=list)  # alive when the job began, gone at its end
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +107,7 @@ def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embe
     ``require_record``: only a collection the registry knows (a rollback);
     its recorded model is used whatever ``model`` says."""
     started = time.perf_counter()
+    nodes = alive_nodes()
     if not _VERSION.match(embedding_version):
         raise ReembedError(f"embedding version {embedding_version!r}: use letters, digits, '.', '_' or '-' "
                            "(up to 100, starting with a letter or digit)")
@@ -142,6 +147,7 @@ def reembed(settings: Settings, graph: GraphStore, vectors: VectorStore, *, embe
         vectors.set_alias(registry.alias, name)
         report.switched = True
         say(f"alias {registry.alias} now serves {name} (was {serving})")
+    note_lost_nodes(report.nodes_lost, report.warnings, nodes)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -202,6 +208,7 @@ def _add(report: ReembedReport, counts: FillCounts) -> None:
     report.embeddings_computed += counts.computed
     report.embeddings_reused += counts.reused
     report.vectors_upserted += counts.upserted
+    add_per_node(report.embedded_per_node, counts.per_node)
 
 
 def _progress(say: Say) -> Callable[[int, int], None]:

@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import ray
 
-from pipelines.embedding import EmbedBatch, embedding_cpus
+from pipelines.embedding import EmbedBatch, cluster_placement
 from pipelines.metrics import IngestMetrics
+from pipelines.nodes import current_node
 from wekadocs.embedder import ModelCache, ModelSpec
 from wekadocs.graph_writer import GraphWriter
 from wekadocs.model import embed_text
@@ -49,6 +50,7 @@ class FillCounts:
     computed: int = 0  # distinct texts encoded
     reused: int = 0  # distinct texts found in the collection already
     upserted: int = 0
+    per_node: dict[str, int] = field(default_factory=dict)  # texts encoded, by Ray node id
 
 
 @dataclass
@@ -100,9 +102,11 @@ class SectionVectors:
         missing = sorted(((c, t) for c, t in texts.items() if c not in reused), key=lambda ct: -len(ct[1]))
         if progress:
             progress(0, len(missing))
-        for checksums, vectors in self._encode(record.spec, missing, metrics, tags):
+        for checksums, vectors, nodes in self._encode(record.spec, missing, metrics, tags):
             counts.upserted += self._store(record, rows_of, dict(zip(checksums, vectors)))
             counts.computed += len(checksums)
+            for node in nodes:
+                counts.per_node[node] = counts.per_node.get(node, 0) + 1
             if progress:
                 progress(counts.computed, len(missing))
         return counts
@@ -146,45 +150,53 @@ class SectionVectors:
         return len(rows)
 
     def _encode(self, spec: ModelSpec, missing: list[tuple[str, str]], metrics: IngestMetrics,
-                tags: dict[str, str]) -> Iterator[tuple[list[str], np.ndarray]]:
-        """(checksums, vectors) batch by batch, in whatever order they finish."""
+                tags: dict[str, str]) -> Iterator[tuple[list[str], np.ndarray, list[str]]]:
+        """(checksums, vectors, the node that encoded each) batch by batch, in
+        whatever order they finish."""
         if not missing:
             return
         if self.encoders is not None and len(missing) <= LOCAL_EMBED_MAX:
             started = time.perf_counter()
             encoded = self.encoders.get(spec).encode([text for _, text in missing])
             metrics.batch_seconds.observe(time.perf_counter() - started, tags={**tags, "stage": "embed"})
-            yield [c for c, _ in missing], encoded
+            yield [c for c, _ in missing], encoded, [current_node()] * len(missing)
             return
         yield from self._encode_on_ray(spec, missing, metrics, tags)
 
     def _encode_on_ray(self, spec: ModelSpec, missing: list[tuple[str, str]], metrics: IngestMetrics,
-                       tags: dict[str, str]) -> Iterator[tuple[list[str], np.ndarray]]:
+                       tags: dict[str, str]) -> Iterator[tuple[list[str], np.ndarray, list[str]]]:
         s = self.settings
         use_gpu = s.embedding_device == "cuda" or (
             s.embedding_device == "auto" and ray.cluster_resources().get("GPU", 0) >= 1
         )
-        threads, cpus = (s.embed_threads, 1.0) if use_gpu else embedding_cpus(
-            ray.available_resources().get("CPU", 0.0), s.embedding_actors, s.embed_threads)
+        placement = cluster_placement(s.embedding_actors, s.embed_threads)
+        threads, cpus = (s.embed_threads, 1.0) if use_gpu else (placement.threads, placement.cpus)
         per_call = s.embedding_batch_size * 8  # texts per call of an embedding actor
+        # a block per call: results are stored as each block finishes. At least
+        # four blocks per actor (while each still fills a forward pass): with
+        # fewer, the first actor ready takes them all and the others, on other
+        # nodes, idle.
+        blocks = max(-(-len(missing) // per_call),
+                     min(4 * s.embedding_actors, -(-len(missing) // s.embedding_batch_size)))
         dataset = ray.data.from_items(
             [{"checksum": c, "text": t} for c, t in missing],
-            # a block per call: results are stored as each block finishes
-            override_num_blocks=max(1, min(-(-len(missing) // per_call), 64)),
+            override_num_blocks=max(1, min(blocks, 64)),
         ).map_batches(
             EmbedBatch,
             fn_constructor_kwargs=dict(model_name=spec.name, dims=spec.dims, batch_size=s.embedding_batch_size,
                                        device="cuda" if use_gpu else "cpu", threads=threads,
-                                       actors=s.embedding_actors),
+                                       actors=placement.actors_per_node, node_cpus=placement.nodes),
             batch_size=per_call,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=s.embedding_actors),
             num_gpus=1 if use_gpu else 0,
             num_cpus=cpus,
+            # only on the nodes that offer `embed`, when some do
+            **({"resources": placement.resources} if placement.resources else {}),
         )
         last = time.perf_counter()
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            yield [str(c) for c in batch["checksum"]], batch["vector"]
+            yield [str(c) for c in batch["checksum"]], batch["vector"], [str(n) for n in batch["node"]]
             now = time.perf_counter()
             metrics.batch_seconds.observe(now - last, tags={**tags, "stage": "embed"})
             last = now
