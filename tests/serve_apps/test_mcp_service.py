@@ -76,10 +76,10 @@ def test_the_webhook_app_is_served_beside_mcp(served: ServedApp) -> None:
     assert httpx.get(f"{served.webhooks_url}/health", timeout=30).json()["status"] == "ok"
     unknown = httpx.post(f"{served.webhooks_url}/github", json={"repository": {"clone_url": "https://x/y.git"}},
                          headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d1"}, timeout=30)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401  # unsigned: not even told whether the repository is configured
     broken = httpx.post(f"{served.webhooks_url}/github", content=b"{oops",
                         headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d2"}, timeout=30)
-    assert broken.status_code == 400
+    assert broken.status_code == 401  # the signature is checked before the body is parsed
 
 
 def test_initialize_and_list_tools(served: ServedApp) -> None:
