@@ -120,6 +120,10 @@ def test_every_tool_answers_with_evidence(served: ServedApp, tool: str) -> None:
     ("search_documentation", {"query": 42}, "query"),
     ("search_documentation", {"query": "license", "version": "0.1"}, "not ingested"),
     ("traverse_relationships", {"start": "ClockSkew", "depth": 9}, "depth"),
+    ("search_documentation", {"query": "license", "version": "4" * 10_000}, "version"),
+    ("search_documentation", {"query": "license", "path_prefix": "a/" * 100_000}, "path_prefix"),
+    ("traverse_relationships", {"start": "ClockSkew", "edge_types": [7] * 100_000}, "edge_types"),
+    ("compare_systems", {"first": "a", "second": "b", "second_version": "x" * 1_000}, "second_version"),
     ("no_such_tool", {}, "no_such_tool"),
 ])
 def test_bad_calls_are_tool_errors(served: ServedApp, graph: GraphStore, tool: str,
@@ -128,6 +132,7 @@ def test_bad_calls_are_tool_errors(served: ServedApp, graph: GraphStore, tool: s
     result = call(served.url, tool, arguments)
     assert result.is_error
     assert message in result.content[0].text
+    assert len(result.content[0].text) < 5_000  # a reason, not the argument echoed back or an error per item
     assert graph_fingerprint(graph) == before
 
 
