@@ -50,10 +50,10 @@ class GitChanges:
         """Bring the mirror up to the remote; the branch head's commit id."""
         if not (self.mirror / "HEAD").exists():
             self.mirror.parent.mkdir(parents=True, exist_ok=True)
-            _git(None, "clone", "--bare", "--quiet", self.source.url, str(self.mirror))
+            _git(None, "clone", "--bare", "--quiet", "--", self.source.url, str(self.mirror))
         branch = self.source.branch
-        self._git("fetch", "--quiet", "--prune", self.source.url, f"+refs/heads/{branch}:refs/heads/{branch}")
-        return self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").strip()
+        self._git("fetch", "--quiet", "--prune", "--", self.source.url, f"+refs/heads/{branch}:refs/heads/{branch}")
+        return self._git("rev-parse", "--verify", "--end-of-options", f"refs/heads/{branch}^{{commit}}").strip()
 
     def changes(self, since: str | None, head: str) -> list[ChangeEvent]:
         """Pages changed from ``since`` to ``head`` (every page, as added, when
@@ -74,13 +74,14 @@ class GitChanges:
 
     def head(self) -> str:
         """The branch head the mirror holds (no fetch)."""
-        return self._git("rev-parse", "--verify", f"refs/heads/{self.source.branch}^{{commit}}").strip()
+        return self._git("rev-parse", "--verify", "--end-of-options", f"refs/heads/{self.source.branch}^{{commit}}").strip()
 
     def has(self, revision: str) -> bool:
         """Whether the mirror holds ``revision`` (it may have to fetch first)."""
         if not (self.mirror / "HEAD").exists():
             return False
-        found = _run(self.mirror, ("cat-file", "-e", f"{revision}^{{commit}}"), check=False)
+        # `--end-of-options`: a revision from a payload or the queue is never read as an option
+        found = _run(self.mirror, ("cat-file", "-e", "--end-of-options", f"{revision}^{{commit}}"), check=False)
         return found.returncode == 0
 
     def read(self, revision: str, path: str) -> bytes | None:

@@ -149,7 +149,7 @@ class Bench:
 
     def push_payload(self, after: str, modified: list[str], *, added: list[str] | None = None,
                      removed: list[str] | None = None) -> dict[str, object]:
-        return {"after": after, "repository": {"clone_url": self.url},
+        return {"ref": "refs/heads/main", "after": after, "repository": {"clone_url": self.url},
                 "commits": [{"id": after, "added": added or [], "removed": removed or [], "modified": modified}]}
 
     def stored(self) -> dict[str, str]:

@@ -25,7 +25,8 @@ def scan_tree(root: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     (path, reason) for each one that could not be read."""
     files: list[SourceFile] = []
     errors: list[tuple[str, str]] = []
-    for folder, dirs, names in os.walk(root):
+    inside = root.resolve()
+    for folder, dirs, names in os.walk(root):  # links to folders are not followed
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if os.path.splitext(name)[1].lower() not in PARSERS:
@@ -34,6 +35,9 @@ def scan_tree(root: Path) -> tuple[list[SourceFile], list[tuple[str, str]]]:
             relative = absolute.relative_to(root).as_posix()
             if not absolute.is_file():  # a dangling link, a pipe, a socket: never read those
                 errors.append((relative, "not a regular file (or a link to nothing)"))
+                continue
+            if absolute.is_symlink() and not absolute.resolve().is_relative_to(inside):
+                errors.append((relative, "a link to a file outside the ingested folder"))
                 continue
             try:
                 data = absolute.read_bytes()

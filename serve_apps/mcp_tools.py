@@ -28,10 +28,17 @@ from wekadocs.query.tools import EDGE_TYPES, MAX_DEPTH, Toolbox
 __all__ = ["build_mcp_server"]
 
 Query = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="the question, in words")]
-Version = Annotated[str | None, Field(description=(
+# Every argument is bounded: a hostile client must not grow the replica's
+# memory, its caches or an error message with it.
+MAX_VERSION_CHARS = 100  # what a source's version label may be (source_registry.py)
+MAX_PATH_PREFIX_CHARS = 500
+Version = Annotated[str | None, Field(max_length=MAX_VERSION_CHARS, description=(
     "one version such as '4.4' or 'main', across every source that has it; default: the current version of "
     "each source (its highest numeric version, or for a source with named versions only, the one ingested last)"))]
-PathPrefix = Annotated[str | None, Field(description="only pages under this path, e.g. 'operation-guide/'")]
+PathPrefix = Annotated[str | None, Field(max_length=MAX_PATH_PREFIX_CHARS,
+                                          description="only pages under this path, e.g. 'operation-guide/'")]
+EdgeTypes = Annotated[list[Annotated[str, Field(max_length=40)]] | None, Field(
+    max_length=len(EDGE_TYPES), description=f"edge types to follow; default all of {list(EDGE_TYPES)}")]
 TopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description=f"how many sections to return (1-{MAX_TOP_K})")]
 Subject = Annotated[str, Field(min_length=1, max_length=500,
                                description="an entity name (command, setting, alert…) or a section/entity id")]
@@ -76,7 +83,7 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
     @mcp.tool(annotations=_READ_ONLY)
     def traverse_relationships(
         start: Subject,
-        edge_types: Annotated[list[str] | None, Field(description=f"edge types to follow; default all of {list(EDGE_TYPES)}")] = None,
+        edge_types: EdgeTypes = None,
         depth: Annotated[int, Field(ge=1, le=MAX_DEPTH, description="hops to follow")] = 1,
         version: Version = None,
         limit: TopK = 25,
@@ -90,7 +97,8 @@ def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | Non
         first: Annotated[str, Field(min_length=1, max_length=500, description="a command, setting or feature; or a page path")],
         second: Annotated[str, Field(min_length=1, max_length=500, description="what to compare it with (a page path: the same page)")],
         version: Version = None,
-        second_version: Annotated[str | None, Field(description="version for `second`; default: `version`")] = None,
+        second_version: Annotated[str | None, Field(max_length=MAX_VERSION_CHARS,
+                                                    description="version for `second`; default: `version`")] = None,
     ) -> Answer:
         """Side by side: the parameters, requirements and sections of two things, or one page across two versions."""
         return call("compare_systems", first=first, second=second, version=version, second_version=second_version)

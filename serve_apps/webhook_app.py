@@ -1,11 +1,20 @@
 """Push webhooks (GitHub, GitLab) into the change queue, as a Starlette app.
 
-Every refusal leaves the queue untouched: unknown repository 404, missing or
-bad signature/token 401, body over the limit 413, bad JSON or headers 400. A
-full or back-pressured queue answers 503 with ``Retry-After``, so the sender
-retries and nothing is lost. A repeated delivery (same ``X-GitHub-Delivery``)
-adds nothing: each event's delivery id is ``<delivery>:<path>`` and the queue
-drops ids it has seen.
+Every request is authenticated before its body is even parsed: the GitHub
+signature (or GitLab token) is checked against the secret of every
+repository source, so a sender that holds none learns nothing, not even
+which repositories are configured (an unknown repository is the same 401 as
+a bad signature). Only then is the body read as a push
+(``connectors/push_payload.py``): every malformed body is a 400 with a
+reason, paths that could not come from git never reach the queue, and a push
+to a branch a source does not follow is acknowledged and ignored.
+
+Every refusal leaves the queue untouched: missing or bad signature/token
+401, a repository no signing source follows 404, body over the limit 413,
+bad JSON, headers or shape 400. A full or back-pressured queue answers 503
+with ``Retry-After``, so the sender retries and nothing is lost. A repeated
+delivery (same ``X-GitHub-Delivery``) adds nothing: each event's delivery id
+is ``<delivery>:<path>`` and the queue drops ids it has seen.
 
 The app is built by a function and holds no global state; ``WebhookDeployment``
 builds it inside each Serve replica (mounted at ``/webhooks``).
@@ -15,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -30,18 +38,30 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from connectors.git_changes import docs_page
+from connectors.push_payload import GitPush, PayloadError, parse_json
 from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.change_queue import ChangeQueue, QueueFull
 from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
-from wekadocs.source_registry import SourceConfig, SourceRegistry
+from wekadocs.source_registry import SourceConfig, SourceRegistry, repo_key
 from wekadocs.source_state import SourceState
 
-__all__ = ["build_webhook_app", "stored_secret", "WebhookDeployment", "webhook_application", "MAX_BODY_BYTES"]
+__all__ = ["build_webhook_app", "stored_secret", "WebhookDeployment", "webhook_application", "MAX_BODY_BYTES",
+           "push_events"]
 
 MAX_BODY_BYTES = 1_000_000
+MAX_HEADER = 200  # delivery ids, event names: GitHub's are a UUID and a word
 RETRY_AFTER_S = 30
 SecretLookup = Callable[[SourceConfig], str | None]
+
+
+class Refusal(Exception):
+    """A request we answer with an error status; mapped to JSON once, by the app."""
+
+    def __init__(self, status: int, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry = retry
 
 
 def env_secret(source: SourceConfig) -> str | None:
@@ -62,52 +82,40 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
     sources (the supervisor fetches, so a page the payload did not list —
     a push of more commits than GitHub lists — is still found)."""
 
-    async def github(request: Request) -> JSONResponse:
-        body, problem = await _body(request, max_body)
-        if problem:
-            return problem
-        delivery = request.headers.get("x-github-delivery", "")
-        kind = request.headers.get("x-github-event", "")
-        if not delivery or not kind:
-            return _error(400, "X-GitHub-Event and X-GitHub-Delivery are required")
-        payload, problem = _json(body)
-        if problem:
-            return problem
-        repo = payload.get("repository") or {}
-        urls = [repo.get(k) for k in ("clone_url", "html_url", "ssh_url", "url") if isinstance(repo.get(k), str)]
-        sources = await _sources(registry, urls)
-        if not sources:
-            return _error(404, "no source is configured for this repository")
-        signature = request.headers.get("x-hub-signature-256", "")
-        signed = [s for s in sources if _github_signature_ok(secret_for(s), body, signature)]
+    async def signed_by(accept: Callable[[str], bool], header: str) -> list[SourceConfig]:
+        sources = await anyio.to_thread.run_sync(registry.list)
+        signed = [s for s in sources if s.kind in ("git", "github") and (secret := secret_for(s)) and accept(secret)]
         if not signed:
-            return _error(401, "missing or wrong X-Hub-Signature-256")
+            raise Refusal(401, f"missing or wrong {header}")
+        return signed
+
+    async def github(request: Request) -> JSONResponse:
+        body = await _body(request, max_body)
+        delivery = _header(request, "x-github-delivery")
+        kind = _header(request, "x-github-event")
+        signature = request.headers.get("x-hub-signature-256", "")
+        signed = await signed_by(lambda secret: _github_signature_ok(secret, body, signature), "X-Hub-Signature-256")
+        payload = parse_json(body)
+        sources = _following(signed, _object(payload, "repository"), ("clone_url", "html_url", "ssh_url", "url"))
         if kind == "ping":
-            return JSONResponse({"pong": True, "sources": [s.name for s in signed]})
+            return JSONResponse({"pong": True, "sources": [s.name for s in sources]})
         if kind != "push":
             return JSONResponse({"ignored": kind}, status_code=202)
-        return await _enqueue(queue, signed, payload, delivery, triggers)
+        return await _enqueue(queue, sources, GitPush.parse(payload), delivery, triggers)
 
     async def gitlab(request: Request) -> JSONResponse:
-        body, problem = await _body(request, max_body)
-        if problem:
-            return problem
-        payload, problem = _json(body)
-        if problem:
-            return problem
-        project = payload.get("project") or {}
-        urls = [project.get(k) for k in ("git_http_url", "git_ssh_url", "web_url") if isinstance(project.get(k), str)]
-        sources = await _sources(registry, urls)
-        if not sources:
-            return _error(404, "no source is configured for this repository")
+        body = await _body(request, max_body)
         token = request.headers.get("x-gitlab-token", "")
-        signed = [s for s in sources if (secret := secret_for(s)) and hmac.compare_digest(secret, token)]
-        if not signed:
-            return _error(401, "missing or wrong X-Gitlab-Token")
-        if payload.get("object_kind") != "push":
-            return JSONResponse({"ignored": payload.get("object_kind")}, status_code=202)
-        delivery = request.headers.get("x-gitlab-event-uuid") or str(payload.get("checkout_sha") or "")
-        return await _enqueue(queue, signed, payload, delivery, triggers)
+        signed = await signed_by(lambda secret: hmac.compare_digest(secret.encode(), token.encode()),
+                                 "X-Gitlab-Token")
+        payload = parse_json(body)
+        sources = _following(signed, _object(payload, "project"), ("git_http_url", "git_ssh_url", "web_url"))
+        kind = payload.get("object_kind")
+        if kind != "push":
+            return JSONResponse({"ignored": str(kind)[:MAX_HEADER]}, status_code=202)
+        push = GitPush.parse(payload)
+        delivery = _header(request, "x-gitlab-event-uuid", required=False) or push.revision
+        return await _enqueue(queue, sources, push, delivery, triggers)
 
     async def health(request: Request) -> JSONResponse:
         stats = await anyio.to_thread.run_sync(queue.stats)
@@ -115,82 +123,103 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
                              "fill": round(stats.fill, 3)})
 
     # Relative routes: Serve mounts the app at /webhooks (serve_config.yaml).
-    return Starlette(routes=[
-        Route("/github", github, methods=["POST"]),
-        Route("/gitlab", gitlab, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/github", github, methods=["POST"]),
+            Route("/gitlab", gitlab, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={Refusal: _refused, PayloadError: _malformed},  # type: ignore[dict-item]
+    )
 
 
-async def _body(request: Request, limit: int) -> tuple[bytes, JSONResponse | None]:
+async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return b"", _error(413, f"body over {limit} bytes")
+        raise Refusal(413, f"body over {limit} bytes")
     body = b""
     async for chunk in request.stream():  # a missing or lying Content-Length is caught here
         body += chunk
         if len(body) > limit:
-            return b"", _error(413, f"body over {limit} bytes")
-    return body, None
+            raise Refusal(413, f"body over {limit} bytes")
+    return body
 
 
-def _json(body: bytes) -> tuple[dict[str, Any], JSONResponse | None]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return {}, _error(400, f"body is not JSON: {exc}")
-    if not isinstance(payload, dict):
-        return {}, _error(400, "body must be a JSON object")
-    return payload, None
+def _header(request: Request, name: str, *, required: bool = True) -> str:
+    value = request.headers.get(name, "")
+    if required and not value:
+        raise Refusal(400, f"the {name} header is required")
+    if len(value) > MAX_HEADER:
+        raise Refusal(400, f"the {name} header is over {MAX_HEADER} characters")
+    return value
 
 
-async def _sources(registry: SourceRegistry, urls: list[str]) -> list[SourceConfig]:
-    return await anyio.to_thread.run_sync(lambda: registry.find_by_repo(*urls)) if urls else []
+def _object(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    value = payload.get(key)
+    if not isinstance(value, dict):
+        raise PayloadError(f"{key} must be an object")
+    return value
 
 
-def _github_signature_ok(secret: str | None, body: bytes, header: str) -> bool:
-    if not secret or not header.startswith("sha256="):
+def _following(signed: list[SourceConfig], repository: dict[str, Any], keys: tuple[str, ...]) -> list[SourceConfig]:
+    """The signing sources that follow the repository the body names."""
+    wanted = {repo_key(url) for key in keys if isinstance(url := repository.get(key), str)}
+    sources = [s for s in signed if s.repository_key in wanted]
+    if not sources:
+        raise Refusal(404, "no source signed by this secret follows this repository")
+    return sources
+
+
+def _github_signature_ok(secret: str, body: bytes, header: str) -> bool:
+    if not header.startswith("sha256="):
         return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header)  # constant time
+    return hmac.compare_digest(expected.encode(), header.encode("utf-8", "replace"))  # constant time
 
 
-def push_events(source: SourceConfig, payload: dict[str, Any], delivery: str) -> list[ChangeEvent]:
+def push_events(source: SourceConfig, push: GitPush, delivery: str) -> list[ChangeEvent]:
     """One event per page the push touched, the last change of each page winning."""
-    revision = str(payload.get("after") or payload.get("checkout_sha") or "")
     latest: dict[str, ChangeType] = {}
-    for commit in payload.get("commits") or []:
-        for kind, key in (("added", "added"), ("modified", "modified"), ("removed", "removed")):
-            for path in commit.get(key) or []:
-                page = docs_page(str(path), source.docs_path)
+    for commit in push.commits:
+        for kind, paths in (("added", commit.added), ("modified", commit.modified), ("removed", commit.removed)):
+            for path in paths:
+                page = docs_page(path, source.docs_path)
                 if page is not None:
                     latest[page] = kind  # type: ignore[assignment]
-    return [ChangeEvent(source=source.name, path=page, change=change, revision=revision, priority="high",
+    return [ChangeEvent(source=source.name, path=page, change=change, revision=push.revision, priority="high",
                         delivery_id=delivery_id(delivery, page)) for page, change in sorted(latest.items())]
 
 
-async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], payload: dict[str, Any],
+async def _enqueue(queue: ChangeQueue, sources: list[SourceConfig], push: GitPush,
                    delivery: str, triggers: SourceState | None) -> JSONResponse:
     if not delivery:
-        return _error(400, "no delivery id")
+        raise Refusal(400, "no delivery id")
+    followed = [s for s in sources if push.is_branch(s.branch)]
+    if not followed:
+        return JSONResponse({"ignored": f"push to {push.ref}",
+                             "branches": sorted({s.branch for s in sources})}, status_code=202)
     if await anyio.to_thread.run_sync(queue.backpressure):
-        return _error(503, "the change queue is nearly full; retry later", retry=True)
-    events = [e for source in sources for e in push_events(source, payload, delivery)]
+        raise Refusal(503, "the change queue is nearly full; retry later", retry=True)
+    events = [e for source in followed for e in push_events(source, push, delivery)]
     try:  # all of the delivery or none of it
         results = await anyio.to_thread.run_sync(queue.enqueue_all, events)
     except QueueFull as exc:
-        return _error(503, f"{exc}; none of this delivery's {len(events)} events were queued", retry=True)
+        raise Refusal(503, f"{exc}; none of this delivery's {len(events)} events were queued", retry=True) from None
     accepted = sum(r.status == "accepted" for r in results)
     duplicates = len(results) - accepted
     if triggers is not None and accepted:
-        for source in sources:
+        for source in followed:
             await anyio.to_thread.run_sync(triggers.trigger, source.name)
     return JSONResponse({"accepted": accepted, "duplicates": duplicates}, status_code=202)
 
 
-def _error(status: int, message: str, *, retry: bool = False) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+async def _refused(request: Request, exc: Refusal) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.retry else None
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+
+
+async def _malformed(request: Request, exc: PayloadError) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=400)
 
 
 @serve.deployment(name="WebhookServer")

@@ -28,7 +28,8 @@ class SourceConfig(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="lower-case slug")
     kind: Literal["git", "github", "notion", "confluence"]
     url: str = Field(min_length=1, max_length=500)
-    branch: str = "main"
+    # a branch name git accepts, never one that reads as an option
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")
     docs_path: str = ""
     webhook_secret_env: str | None = Field(default=None, pattern=_ENV,
                                            description="environment variable holding the webhook secret")

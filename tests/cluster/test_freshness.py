@@ -71,7 +71,7 @@ def push(settings: Settings, repo: Repo, before: str, after: str, delivery: str)
     for line in changed:
         status, path = line.split("\t", 1)
         files[{"A": "added", "M": "modified", "D": "removed"}[status[0]]].append(path)
-    body = json.dumps({"after": after, "repository": {"clone_url": str(repo.root)},
+    body = json.dumps({"ref": "refs/heads/main", "after": after, "repository": {"clone_url": str(repo.root)},
                        "commits": [{"id": after, **files}]}).encode()
     headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "Content-Type": "application/json",
                "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}

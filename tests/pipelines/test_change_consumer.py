@@ -19,6 +19,7 @@ from connectors.poller import SourcePoller
 from connectors.source_connector import SourceConnector
 from pipelines.change_consumer import ChangeConsumer, pages_to_read
 from pipelines.ingest import Ingestor
+from connectors.push_payload import GitPush
 from serve_apps.webhook_app import push_events
 from wekadocs.change_event import ChangeEvent
 from wekadocs.change_queue import ChangeQueue
@@ -293,8 +294,8 @@ def test_each_kind_of_push_is_searchable_after_one_step(rig: Rig, query_engine: 
         else:
             listed[change].append(f"docs/{path}")
         pushes += 1
-        payload = {"after": sha, "commits": [{"id": sha, **listed}]}
-        for event in push_events(rig.config, payload, f"push-{pushes}"):
+        push = GitPush.parse({"ref": "refs/heads/main", "after": sha, "commits": [{"id": sha, **listed}]})
+        for event in push_events(rig.config, push, f"push-{pushes}"):
             rig.queue.enqueue(event)
         step = rig.consumer.step(block_ms=None)
         assert step.acknowledged == step.deliveries > 0 and not step.errors, step

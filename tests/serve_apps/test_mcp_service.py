@@ -76,10 +76,10 @@ def test_the_webhook_app_is_served_beside_mcp(served: ServedApp) -> None:
     assert httpx.get(f"{served.webhooks_url}/health", timeout=30).json()["status"] == "ok"
     unknown = httpx.post(f"{served.webhooks_url}/github", json={"repository": {"clone_url": "https://x/y.git"}},
                          headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d1"}, timeout=30)
-    assert unknown.status_code == 404
+    assert unknown.status_code == 401  # unsigned: not even told whether the repository is configured
     broken = httpx.post(f"{served.webhooks_url}/github", content=b"{oops",
                         headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "d2"}, timeout=30)
-    assert broken.status_code == 400
+    assert broken.status_code == 401  # the signature is checked before the body is parsed
 
 
 def test_initialize_and_list_tools(served: ServedApp) -> None:
@@ -120,6 +120,10 @@ def test_every_tool_answers_with_evidence(served: ServedApp, tool: str) -> None:
     ("search_documentation", {"query": 42}, "query"),
     ("search_documentation", {"query": "license", "version": "0.1"}, "not ingested"),
     ("traverse_relationships", {"start": "ClockSkew", "depth": 9}, "depth"),
+    ("search_documentation", {"query": "license", "version": "4" * 10_000}, "version"),
+    ("search_documentation", {"query": "license", "path_prefix": "a/" * 100_000}, "path_prefix"),
+    ("traverse_relationships", {"start": "ClockSkew", "edge_types": [7] * 100_000}, "edge_types"),
+    ("compare_systems", {"first": "a", "second": "b", "second_version": "x" * 1_000}, "second_version"),
     ("no_such_tool", {}, "no_such_tool"),
 ])
 def test_bad_calls_are_tool_errors(served: ServedApp, graph: GraphStore, tool: str,
@@ -128,6 +132,7 @@ def test_bad_calls_are_tool_errors(served: ServedApp, graph: GraphStore, tool: s
     result = call(served.url, tool, arguments)
     assert result.is_error
     assert message in result.content[0].text
+    assert len(result.content[0].text) < 5_000  # a reason, not the argument echoed back or an error per item
     assert graph_fingerprint(graph) == before
 
 

@@ -61,7 +61,7 @@ def test_a_source_added_after_deploy_accepts_signed_pushes_and_refuses_bad_ones(
     try:
         assert secret not in json.dumps({k: client.hgetall(k) if client.type(k) == "hash" else ""
                                          for k in client.scan_iter("wekadocs:*")})  # nothing in Redis in clear
-        payload = {"after": "f00d", "repository": {"clone_url": f"https://github.com/{owner_repo}.git",
+        payload = {"ref": "refs/heads/main", "after": "f00d", "repository": {"clone_url": f"https://github.com/{owner_repo}.git",
                                                    "html_url": f"https://github.com/{owner_repo}"},
                    "commits": [{"added": ["new.md"], "modified": [], "removed": []}]}
 

@@ -58,7 +58,7 @@ def github(payload: dict[str, Any], *, event: str = "push", delivery: str = "d-1
                   "Content-Type": "application/json"}
 
 
-PUSH = {"after": "f00d", "repository": REPO, "commits": [
+PUSH = {"ref": "refs/heads/main", "after": "f00d", "repository": REPO, "commits": [
     {"added": ["docs/new.md", "src/app.py"], "modified": ["docs/guide.md"], "removed": []},
     {"added": [], "modified": [], "removed": ["docs/new.md", "docs/img.png"]},
 ]}
@@ -151,7 +151,7 @@ def test_a_delivery_that_does_not_fit_is_refused_whole(parts) -> None:  # type: 
 
 def test_gitlab_token(parts) -> None:  # type: ignore[no-untyped-def]
     registry, queue, _ = parts
-    payload = {"object_kind": "push", "checkout_sha": "beef",
+    payload = {"object_kind": "push", "ref": "refs/heads/main", "checkout_sha": "beef",
                "project": {"git_http_url": "https://github.com/acme/docs.git"},
                "commits": [{"added": ["docs/a.md"], "modified": [], "removed": []}]}
     body = json.dumps(payload).encode()
@@ -179,3 +179,92 @@ def test_a_github_source_given_as_owner_slash_repo_matches_its_pushes(parts) -> 
     assert SourceConfig(name="e", kind="github", url="acme/site", api_url="https://api.ghe.example.com/api/v3",
                         ).repository_key == "ghe.example.com/acme/site"
     assert SourceConfig(name="g", kind="git", url="acme/site").repository_key == "acme/site"  # a local path stays one
+
+
+def signed_raw(body: bytes, *, event: str = "push", delivery: str = "d-raw") -> tuple[bytes, dict[str, str]]:
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return body, {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature,
+                  "Content-Type": "application/json"}
+
+
+def with_paths(*paths: str) -> dict[str, Any]:
+    return {**PUSH, "commits": [{"added": list(paths), "modified": [], "removed": []}]}
+
+
+MALFORMED: dict[str, bytes] = {
+    "repository-not-an-object": json.dumps({**PUSH, "repository": ["x"]}).encode(),
+    "repository-missing": json.dumps({k: v for k, v in PUSH.items() if k != "repository"}).encode(),
+    "nested-too-deep": b"[" * 4_000 + b"]" * 4_000,
+    "integer-of-5000-digits": b'{"after": ' + b"7" * 5000 + b"}",
+    "nan": b'{"after": NaN, "repository": {}}',
+    "infinity": b'{"after": -Infinity}',
+    "not-an-object": b'["push"]',
+    "commits-not-a-list": json.dumps({**PUSH, "commits": {"added": ["docs/a.md"]}}).encode(),
+    "commit-not-an-object": json.dumps({**PUSH, "commits": ["docs/a.md"]}).encode(),
+    "paths-not-strings": json.dumps({**PUSH, "commits": [{"added": [1, 2, {"x": 1}]}]}).encode(),
+    "after-not-a-string": json.dumps({**PUSH, "after": 12}).encode(),
+    "after-over-long": json.dumps({**PUSH, "after": "f" * 1_000}).encode(),
+    "after-as-an-option": json.dumps({**PUSH, "after": "--upload-pack=touch pwned"}).encode(),
+    "path-over-long": json.dumps(with_paths("docs/" + "a" * 5_000 + ".md")).encode(),
+    "lone-surrogate": json.dumps(with_paths("docs/\ud800.md")).encode(),
+    "no-ref": json.dumps({k: v for k, v in PUSH.items() if k != "ref"}).encode(),
+    "traversal": json.dumps(with_paths("../../etc/passwd.md")).encode(),
+    "traversal-inside": json.dumps(with_paths("docs/../../x.md")).encode(),
+    "dot-segment": json.dumps(with_paths("./x.md")).encode(),
+    "absolute": json.dumps(with_paths("/etc/passwd.md")).encode(),
+    "root": json.dumps(with_paths("/")).encode(),
+    "dot-dot": json.dumps(with_paths("..")).encode(),
+    "control-character": json.dumps(with_paths("docs/a\x00b.md")).encode(),
+    "backslash": json.dumps(with_paths("docs\\..\\x.md")).encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_signed_malformed_body_is_a_400_with_a_reason_and_queues_nothing(parts, case: str) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    response = post(registry, queue, "/github", *signed_raw(MALFORMED[case]))
+    assert response.status_code == 400, response.text
+    reason = response.json()["error"]
+    assert reason and len(reason) < 1000  # a reason, not megabytes of validation errors
+    assert queue.stats().depth == 0
+
+
+@pytest.mark.parametrize("case", ["repository-not-an-object", "nested-too-deep", "nan", "traversal"])
+def test_an_unsigned_body_is_refused_before_it_is_parsed(parts, case: str) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    body, headers = signed_raw(MALFORMED[case])
+    headers["X-Hub-Signature-256"] = "sha256=" + "0" * 64
+    response = post(registry, queue, "/github", body, headers)
+    assert response.status_code == 401 and queue.stats().depth == 0
+
+
+def test_an_unknown_repository_gets_the_same_401_as_a_bad_signature(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    other = {**PUSH, "repository": {"clone_url": "https://github.com/other/repo.git"}}
+    unknown = post(registry, queue, "/github", *github(other, secret="guess"))
+    configured = post(registry, queue, "/github", *github(PUSH, secret="guess"))
+    assert unknown.status_code == configured.status_code == 401
+    assert unknown.json() == configured.json()  # nothing tells an outsider which repositories we follow
+
+
+def test_a_push_to_another_branch_is_acknowledged_and_ignored(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    response = post(registry, queue, "/github", *github({**PUSH, "ref": "refs/heads/feature"}))
+    assert response.status_code == 202
+    assert response.json() == {"ignored": "push to refs/heads/feature", "branches": ["main"]}
+    tag = post(registry, queue, "/github", *github({**PUSH, "ref": "refs/tags/main"}, delivery="d-tag"))
+    assert tag.status_code == 202 and "ignored" in tag.json()
+    assert queue.stats().depth == 0
+
+
+def test_a_gitlab_body_is_checked_after_the_token(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    hostile = json.dumps({"object_kind": "push", "ref": "refs/heads/main", "project": "not-an-object"}).encode()
+    assert post(registry, queue, "/gitlab", hostile, {"X-Gitlab-Token": "nope"}).status_code == 401
+    refused = post(registry, queue, "/gitlab", hostile, {"X-Gitlab-Token": SECRET})
+    assert refused.status_code == 400 and "project must be an object" in refused.json()["error"]
+    traversal = json.dumps({"object_kind": "push", "ref": "refs/heads/main", "checkout_sha": "beef",
+                            "project": {"git_http_url": "https://github.com/acme/docs.git"},
+                            "commits": [{"added": ["docs/../../../etc/passwd.md"]}]}).encode()
+    assert post(registry, queue, "/gitlab", traversal, {"X-Gitlab-Token": SECRET}).status_code == 400
+    assert queue.stats().depth == 0

@@ -47,3 +47,7 @@ def test_bad_configurations_are_refused() -> None:
         SourceConfig(name="ok", kind="svn", url="x")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="webhook_secret_env"):
         SourceConfig(name="ok", kind="git", url="x", webhook_secret_env="lower-case")
+    for branch in ("--upload-pack=touch x", "-b", "", "main\nother", "a b"):
+        with pytest.raises(ValidationError, match="branch"):  # never an option or two words on git's command line
+            SourceConfig(name="ok", kind="git", url="x", branch=branch)
+    assert SourceConfig(name="ok", kind="git", url="x", branch="release/4.4_x").branch == "release/4.4_x"
