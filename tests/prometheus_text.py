@@ -14,9 +14,14 @@ import httpx
 __all__ = ["wait_for_series"]
 
 
-def wait_for_series(url: str, wanted: dict[str, tuple[str, str]], timeout_s: float = 90) -> str:
+def wait_for_series(url: str, wanted: dict[str, tuple[str, str]], timeout_s: float = 180) -> str:
     """Poll ``url`` until, for each entry ``what: (metric, label)``, some line
-    starts with ``metric{`` and contains ``label``; return the last body."""
+    starts with ``metric{`` and contains ``label``; return the last body.
+
+    The default wait is long on purpose: a series reaches the endpoint only
+    after the actor's metrics agent exports it, and on a loaded 2-core CI
+    machine that took over 90 s once (a breaker-state gauge, load average
+    above 10). A passing run does not wait longer for it."""
     deadline = time.monotonic() + timeout_s
     while True:
         response = httpx.get(url, timeout=30)
