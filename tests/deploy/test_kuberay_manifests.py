@@ -25,6 +25,7 @@ from click import Group
 from pydantic import SecretStr
 from ray.serve.schema import ServeDeploySchema
 
+from cluster.ray_workers import WORKER_RESOURCES
 from tests.deploy.manifests import (
     KUBERAY,
     OVERLAYS,
@@ -225,6 +226,23 @@ def test_dev_is_cpu_only_and_fixed_size() -> None:
             assert "nvidia.com/gpu" not in str(g["template"]["spec"]["containers"][0]["resources"]), owner
             if group != "head":
                 assert g["minReplicas"] == g["maxReplicas"] == g["replicas"] == 1, owner
+
+
+@overlays
+def test_worker_groups_offer_the_resources_our_placement_asks_for(overlay: str) -> None:
+    """The same markers as a local worker node (cluster/ray_workers.py): the
+    embedding actors ask for `embed` wherever a node offers it, MCP replicas
+    placed away from the head ask for `query`; the head offers neither."""
+    for owner, spec in ray_cluster_specs(build(overlay)):
+        assert "resources" not in spec["headGroupSpec"], owner
+        for group, g in ray_groups(spec):
+            if group == "head":
+                continue
+            offered = set(g["resources"])
+            assert "embed" in offered and offered <= set(WORKER_RESOURCES), (owner, group)
+            assert all(value == "1" for value in g["resources"].values()), (owner, group)
+        if owner.startswith("RayService/"):
+            assert "query" in dict(ray_groups(spec))["cpu"]["resources"], owner
 
 
 @overlays
