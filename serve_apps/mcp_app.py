@@ -35,7 +35,7 @@ from wekadocs.query.tools import Toolbox
 from wekadocs.settings import Settings
 from wekadocs.vectors import VectorStore
 
-__all__ = ["MCPDeployment", "application", "MCP_PATH"]
+__all__ = ["MCPDeployment", "NoEventStream", "application", "MCP_PATH"]
 
 MCP_PATH = "/mcp"
 REOPEN_S = 30.0  # how often a degraded replica tries the vector store again
@@ -99,17 +99,40 @@ class MCPDeployment:
         async def metrics(request: Request) -> Response:
             return await _metrics(self.settings)
 
-        return mcp.streamable_http_app(
+        return NoEventStream(mcp.streamable_http_app(
             streamable_http_path=MCP_PATH,
             stateless_http=True,
             json_response=True,
             transport_security=transport_security(self.settings),
-        )
+        ), MCP_PATH)
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose graph connection broke is replaced."""
         if self._toolbox is not None:
             self._toolbox.engine.versions()
+
+
+class NoEventStream:
+    """``GET /mcp`` answers 405, as the MCP specification allows a server
+    that offers no event stream.
+
+    A stateless server never sends a message of its own, yet the SDK answers
+    a GET by opening an event stream that stays silent until the client
+    leaves: each such request held one of the replica's request slots, and a
+    few dozen idle ones starved real calls. Clients treat the 405 as "no
+    stream here" and carry on with POST."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path.rstrip("/")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].rstrip("/") == self.path:
+            refusal = PlainTextResponse("this stateless MCP server offers no event stream; use POST",
+                                        status_code=405, headers={"Allow": "POST, DELETE"})
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:

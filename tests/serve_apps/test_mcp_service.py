@@ -152,6 +152,26 @@ def test_unknown_host_header_is_refused(served: ServedApp) -> None:
     assert response.status_code == 421
 
 
+def test_get_on_the_endpoint_is_refused_at_once_so_idle_streams_cannot_hold_the_replica(served: ServedApp) -> None:
+    """Stateless MCP sends nothing of its own: a GET would open an event
+    stream that stays silent and holds a request slot. 40 of them at once
+    (more than a replica's max_ongoing_requests) are each answered 405, and a
+    call made beside them is answered."""
+    headers = {"Accept": "text/event-stream"}
+
+    async def go() -> tuple[list[int], Any]:
+        async with httpx.AsyncClient(timeout=20) as client:
+            gets = [client.get(served.url, headers=headers) for _ in range(40)]
+            responses = await asyncio.gather(*gets)
+        async with Client(served.url) as mcp_client:
+            listed = await mcp_client.list_tools()
+        return [r.status_code for r in responses], listed
+
+    statuses, listed = asyncio.run(go())
+    assert statuses == [405] * 40  # an idle stream would have hit the 20 s timeout instead
+    assert "search_documentation" in {tool.name for tool in listed.tools}
+
+
 def test_health_and_metrics(served: ServedApp) -> None:
     health = httpx.get(served.health_url, timeout=30).json()
     assert health["status"] == "ok" and VERSION in health["versions"]
