@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import redis
 from ray import serve
@@ -50,6 +51,7 @@ __all__ = ["build_webhook_app", "stored_secret", "WebhookDeployment", "webhook_a
            "push_events"]
 
 MAX_BODY_BYTES = 1_000_000
+BODY_TIMEOUT_S = 10.0  # a forge sends its body at once; a trickle only holds a slot
 MAX_HEADER = 200  # delivery ids, event names: GitHub's are a UUID and a word
 RETRY_AFTER_S = 30
 SecretLookup = Callable[[SourceConfig], str | None]
@@ -77,7 +79,8 @@ def stored_secret(secrets: SecretStore) -> SecretLookup:
 
 
 def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers: SourceState | None = None,
-                      secret_for: SecretLookup = env_secret, max_body: int = MAX_BODY_BYTES) -> Starlette:
+                      secret_for: SecretLookup = env_secret, max_body: int = MAX_BODY_BYTES,
+                      body_timeout_s: float = BODY_TIMEOUT_S) -> Starlette:
     """``triggers``: where an accepted push asks for an immediate poll of its
     sources (the supervisor fetches, so a page the payload did not list —
     a push of more commits than GitHub lists — is still found)."""
@@ -90,7 +93,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
         return signed
 
     async def github(request: Request) -> JSONResponse:
-        body = await _body(request, max_body)
+        body = await _body(request, max_body, body_timeout_s)
         delivery = _header(request, "x-github-delivery")
         kind = _header(request, "x-github-event")
         signature = request.headers.get("x-hub-signature-256", "")
@@ -104,7 +107,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
         return await _enqueue(queue, sources, GitPush.parse(payload), delivery, triggers)
 
     async def gitlab(request: Request) -> JSONResponse:
-        body = await _body(request, max_body)
+        body = await _body(request, max_body, body_timeout_s)
         token = request.headers.get("x-gitlab-token", "")
         signed = await signed_by(lambda secret: hmac.compare_digest(secret.encode(), token.encode()),
                                  "X-Gitlab-Token")
@@ -133,15 +136,19 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
     )
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise Refusal(413, f"body over {limit} bytes")
     body = b""
-    async for chunk in request.stream():  # a missing or lying Content-Length is caught here
-        body += chunk
-        if len(body) > limit:
-            raise Refusal(413, f"body over {limit} bytes")
+    try:
+        with anyio.fail_after(timeout_s):  # a sender trickling its body (slow-loris) is cut off
+            async for chunk in request.stream():  # a missing or lying Content-Length is caught here
+                body += chunk
+                if len(body) > limit:
+                    raise Refusal(413, f"body over {limit} bytes")
+    except TimeoutError:
+        raise Refusal(408, f"the body did not arrive within {timeout_s:g} s") from None
     return body
 
 

@@ -268,3 +268,22 @@ def test_a_gitlab_body_is_checked_after_the_token(parts) -> None:  # type: ignor
                             "commits": [{"added": ["docs/../../../etc/passwd.md"]}]}).encode()
     assert post(registry, queue, "/gitlab", traversal, {"X-Gitlab-Token": SECRET}).status_code == 400
     assert queue.stats().depth == 0
+
+
+def test_a_trickled_body_is_cut_off_with_408_and_queues_nothing(parts) -> None:  # type: ignore[no-untyped-def]
+    registry, queue, _ = parts
+    body, headers = github(PUSH)
+    app = build_webhook_app(registry, queue, secret_for=lambda s: SECRET, body_timeout_s=0.5)
+
+    async def trickle() -> Any:
+        yield body[:10]
+        await asyncio.sleep(30)  # a slow-loris sender: the rest never comes in time
+        yield body[10:]
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hooks") as client:
+            return await client.post("/github", content=trickle(), headers=headers)
+
+    response = asyncio.run(asyncio.wait_for(go(), timeout=20))
+    assert response.status_code == 408 and "did not arrive within 0.5 s" in response.json()["error"]
+    assert queue.stats().depth == 0
