@@ -21,7 +21,7 @@ from cluster.processes import free_port
 from wekadocs.errors import MissingToolError, ServiceStartError
 from wekadocs.settings import Settings
 
-__all__ = ["RayHead", "ray_auth_token"]
+__all__ = ["RayHead", "ray_auth_token", "prepare_temp_dir", "state_nodes"]
 
 # Ray puts unix sockets under its temp dir; their paths must fit in 107 bytes.
 _MAX_TEMP_DIR = 40
@@ -51,13 +51,7 @@ class RayHead:
         return f"--temp-dir={self.temp_dir}"
 
     def prepare(self) -> None:
-        if len(str(self.temp_dir)) > _MAX_TEMP_DIR:
-            raise ServiceStartError(
-                self.name,
-                f"Ray's temp dir {self.temp_dir} is too long for its unix sockets; "
-                f"use a WEKADOCS_DATA_DIR under {_MAX_TEMP_DIR - 4} characters",
-            )
-        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        prepare_temp_dir(self.name, self.temp_dir, self.settings)
         ray_auth_token(generate=True)
 
     def ports(self) -> dict[str, int]:
@@ -111,15 +105,12 @@ class RayHead:
             return ""  # an external cluster's dashboard address is not ours to guess
         if self._token is None:
             self._token = ray_auth_token()
-        headers = {"Authorization": f"Bearer {self._token}"}
-        nodes = httpx.get(f"{self.settings.dashboard_url}/api/v0/nodes", params={"limit": 100},
-                          headers=headers, timeout=3)
-        nodes.raise_for_status()
-        alive = [node for node in nodes.json()["data"]["result"]["result"]
+        alive = [node for node in state_nodes(self.settings, self._token)
                  if node.get("is_head_node") and node.get("state") == "ALIVE"]
         if not alive:
             raise ServiceStartError(self.name, "the head node has not registered yet")
-        response = httpx.get(f"{self.settings.dashboard_url}/api/version", headers=headers, timeout=3)
+        response = httpx.get(f"{self.settings.dashboard_url}/api/version",
+                             headers={"Authorization": f"Bearer {self._token}"}, timeout=3)
         response.raise_for_status()
         return str(response.json()["ray_version"])
 
@@ -140,6 +131,26 @@ def ray_auth_token(*, generate: bool = False) -> str:
         )
     _token = result.stdout.strip()
     return _token
+
+
+def prepare_temp_dir(service: str, temp_dir: Path, settings: Settings) -> None:
+    """A node's temp dir, refused when Ray's socket paths under it would not fit."""
+    if len(str(temp_dir)) > _MAX_TEMP_DIR:
+        below_data_dir = len(str(temp_dir)) - len(str(settings.data_dir))
+        raise ServiceStartError(
+            service,
+            f"Ray's temp dir {temp_dir} is too long for its unix sockets; "
+            f"use a WEKADOCS_DATA_DIR under {_MAX_TEMP_DIR - below_data_dir} characters",
+        )
+    temp_dir.mkdir(parents=True, exist_ok=True)
+
+
+def state_nodes(settings: Settings, token: str) -> list[dict[str, object]]:
+    """Every node of our head's cluster, as the dashboard's state API lists it."""
+    response = httpx.get(f"{settings.dashboard_url}/api/v0/nodes", params={"limit": 1000, "detail": "true"},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    response.raise_for_status()
+    return list(response.json()["data"]["result"]["result"])
 
 
 def _ray_cli() -> str:

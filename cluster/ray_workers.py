@@ -26,7 +26,7 @@ import json
 import httpx
 
 from cluster.processes import free_ports, port_is_free
-from cluster.ray_head import _MAX_TEMP_DIR, RayHead, _ray_cli, ray_auth_token
+from cluster.ray_head import RayHead, _ray_cli, prepare_temp_dir, ray_auth_token, state_nodes
 from wekadocs.errors import ServiceStartError
 from wekadocs.settings import Settings
 
@@ -70,13 +70,7 @@ class RayWorker:
         return f"--temp-dir={self.temp_dir} "
 
     def prepare(self) -> None:
-        if len(str(self.temp_dir)) > _MAX_TEMP_DIR:
-            raise ServiceStartError(
-                self.name,
-                f"Ray's temp dir {self.temp_dir} is too long for its unix sockets; "
-                f"use a WEKADOCS_DATA_DIR under {_MAX_TEMP_DIR - 10} characters",
-            )
-        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        prepare_temp_dir(self.name, self.temp_dir, self.settings)
 
     def ports(self) -> dict[str, int]:
         return {}  # every port is chosen free in command()
@@ -118,7 +112,7 @@ class RayWorker:
         """The node's state once it has registered with the head's GCS."""
         if self._token is None:
             self._token = ray_auth_token()
-        for node in _state_nodes(self.settings, self._token):
+        for node in state_nodes(self.settings, self._token):
             if node.get("node_name") == self.name and node.get("state") == "ALIVE":
                 return f"node {node['node_id'][:12]}"
         raise ServiceStartError(self.name, "the node has not registered with the head yet")
@@ -131,7 +125,7 @@ def list_nodes(settings: Settings) -> list[dict[str, object]]:
     if not settings.manages_ray or port_is_free(settings.ray_dashboard_port):
         return []  # not our head, or it is not running
     try:
-        nodes = _state_nodes(settings, ray_auth_token())
+        nodes = state_nodes(settings, ray_auth_token())
     except (httpx.HTTPError, ServiceStartError, KeyError, ValueError):
         return []
     listed = []
@@ -149,10 +143,3 @@ def list_nodes(settings: Settings) -> list[dict[str, object]]:
 def _worker_order(name: str) -> tuple[int, str]:
     suffix = name.removeprefix(WORKER_PREFIX)
     return (int(suffix), "") if suffix.isdigit() else (1 << 30, name)
-
-
-def _state_nodes(settings: Settings, token: str) -> list[dict[str, object]]:
-    response = httpx.get(f"{settings.dashboard_url}/api/v0/nodes", params={"limit": 1000, "detail": "true"},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=5)
-    response.raise_for_status()
-    return list(response.json()["data"]["result"]["result"])
