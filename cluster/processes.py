@@ -19,8 +19,10 @@ __all__ = ["spawn", "is_alive", "is_ours", "terminate", "session_members", "port
            "free_port", "free_ports"]
 
 
-def spawn(command: list[str], *, log_file: Path, env: dict[str, str] | None = None) -> int:
-    """Start ``command`` in a session of its own (it outlives us), output to ``log_file``.
+def spawn(command: list[str], *, log_file: Path, env: dict[str, str] | None = None,
+          inherit_env: bool = True) -> int:
+    """Start ``command`` in a session of its own (it outlives us), output to ``log_file``,
+    with our environment plus ``env`` (or ``env`` alone, without ``inherit_env``).
 
     ``posix_spawn`` rather than ``Popen``: the server is meant to outlive the
     ``Popen`` object, whose finaliser would warn that it is "still running".
@@ -32,7 +34,8 @@ def spawn(command: list[str], *, log_file: Path, env: dict[str, str] | None = No
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     return os.posix_spawn(
-        command[0], command, {**os.environ, **(env or {})}, file_actions=file_actions, setsid=True
+        command[0], command, {**(os.environ if inherit_env else {}), **(env or {})},
+        file_actions=file_actions, setsid=True
     )
 
 

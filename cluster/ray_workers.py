@@ -30,7 +30,7 @@ from cluster.ray_head import RayHead, _ray_cli, prepare_temp_dir, ray_auth_token
 from wekadocs.errors import ServiceStartError
 from wekadocs.settings import Settings
 
-__all__ = ["RayWorker", "WORKER_RESOURCES", "DEFAULT_WORKER_CPUS", "WORKER_PREFIX", "list_nodes"]
+__all__ = ["RayWorker", "WORKER_RESOURCES", "DEFAULT_WORKER_CPUS", "WORKER_PREFIX", "list_nodes", "node_port_flags"]
 
 # What a worker node is for: Serve replicas that ask for `query`, Ray Data
 # embedding actors (which ask for `embed` wherever any node offers it). The
@@ -82,7 +82,6 @@ class RayWorker:
     def command(self) -> list[str]:
         s = self.settings
         taken = (*RayHead(s).ports().values(), s.neo4j_port, s.redis_port)
-        node_manager, object_manager, agent, agent_grpc, runtime_env, metrics = free_ports(6, avoid=taken)
         return [
             _ray_cli(),
             "start",
@@ -93,14 +92,7 @@ class RayWorker:
             f"--node-name={self.name}",
             f"--num-cpus={self.cpus}",
             f"--resources={json.dumps(WORKER_RESOURCES, separators=(',', ':'))}",
-            f"--node-manager-port={node_manager}",
-            f"--object-manager-port={object_manager}",
-            f"--dashboard-agent-listen-port={agent}",
-            f"--dashboard-agent-grpc-port={agent_grpc}",
-            f"--runtime-env-agent-port={runtime_env}",
-            f"--metrics-export-port={metrics}",
-            "--min-worker-port=0",  # 0/0: each worker process binds a port the kernel picks
-            "--max-worker-port=0",
+            *node_port_flags(avoid=taken),
             f"--object-store-memory={s.ray_object_store_mb * 1024 * 1024}",
             f"--temp-dir={self.temp_dir}",
         ]
@@ -116,6 +108,23 @@ class RayWorker:
             if node.get("node_name") == self.name and node.get("state") == "ALIVE":
                 return f"node {node['node_id'][:12]}"
         raise ServiceStartError(self.name, "the node has not registered with the head yet")
+
+
+def node_port_flags(avoid: tuple[int, ...] = ()) -> list[str]:
+    """``ray start`` flags for a second node on this machine: every port a
+    worker node binds, chosen free now. Ray's fixed defaults (agent 52365,
+    workers 10002-19999) would collide with the head's and each other's."""
+    node_manager, object_manager, agent, agent_grpc, runtime_env, metrics = free_ports(6, avoid=avoid)
+    return [
+        f"--node-manager-port={node_manager}",
+        f"--object-manager-port={object_manager}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--metrics-export-port={metrics}",
+        "--min-worker-port=0",  # 0/0: each worker process binds a port the kernel picks
+        "--max-worker-port=0",
+    ]
 
 
 def list_nodes(settings: Settings) -> list[dict[str, object]]:

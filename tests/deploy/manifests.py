@@ -1,22 +1,17 @@
 """Reading the KubeRay manifests the way a cluster would: build, validate, resolve.
 
-Offline stand-ins for what ``kubectl apply`` and the kubelet do: ``kubectl
-kustomize`` builds an overlay, the KubeRay CRDs' OpenAPI v3 schemas validate
-the ray.io objects (unknown fields rejected, as the API server's strict field
-validation does), and a container's environment is resolved from its
-ConfigMap, Secret references and ``$(VAR)`` expansions.
+Building an overlay and resolving a container's environment are
+``cluster/kuberay_objects.py``'s (the operator-style run uses them too); here
+the KubeRay CRDs' OpenAPI v3 schemas validate the ray.io objects (unknown
+fields rejected, as the API server's strict field validation does).
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 import importlib.util
 import os
-import re
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +20,22 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
+from cluster.kuberay_objects import (
+    Obj,
+    build_overlay,
+    container_environment,
+    expand,
+    find,
+    ray_cluster_specs,
+    ray_groups,
+    secret_values,
+)
+from wekadocs.errors import MissingToolError
+
+__all__ = ["REPO", "KUBERAY", "OVERLAYS", "Obj", "build", "find", "ray_cluster_specs", "ray_groups",
+           "job_specs", "ray_containers", "pod_templates", "all_containers", "secret_values",
+           "container_environment", "expand_args", "load_render", "crd_validator", "crd_errors"]
 
 REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO / "kuberay"
@@ -38,9 +49,6 @@ CRD_FILES = {
     "RayCronJob": "ray.io_raycronjobs.yaml",
 }
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-
-Obj = dict[str, Any]
 
 
 def load_render() -> ModuleType:
@@ -55,46 +63,10 @@ def load_render() -> ModuleType:
 @cache
 def build(overlay: str) -> tuple[Obj, ...]:
     """The objects ``kubectl kustomize kuberay/overlays/<overlay>`` prints."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl is missing: `./dev setup` installs it (Debian's kubernetes-client)")
-    result = subprocess.run([kubectl, "kustomize", str(KUBERAY / "overlays" / overlay)],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.load_all(result.stdout, Loader=_LOADER) if doc)
-
-
-def find(objects: tuple[Obj, ...], kind: str, name: str) -> Obj:
-    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
-    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
-    return matches[0]
-
-
-def ray_cluster_specs(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
-    """(owner, RayClusterSpec) of every KubeRay object that starts a cluster."""
-    for obj in objects:
-        owner = f"{obj['kind']}/{obj['metadata']['name']}"
-        if obj["kind"] == "RayService":
-            yield owner, obj["spec"]["rayClusterConfig"]
-        elif obj["kind"] == "RayJob":
-            yield owner, obj["spec"]["rayClusterSpec"]
-        elif obj["kind"] == "RayCronJob":
-            yield owner, obj["spec"]["jobTemplate"]["rayClusterSpec"]
-
-
-def ray_groups(spec: Obj) -> Iterator[tuple[str, Obj]]:
-    """(group name, group spec) for the head and each worker group."""
-    yield "head", spec["headGroupSpec"]
-    for group in spec.get("workerGroupSpecs", []):
-        yield group["groupName"], group
-
-
-def ray_containers(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
-    """(where, container) for the Ray container of every head and worker group."""
-    for owner, spec in ray_cluster_specs(objects):
-        for group, group_spec in ray_groups(spec):
-            # KubeRay runs Ray in the first container of the pod template.
-            yield f"{owner} {group}", group_spec["template"]["spec"]["containers"][0]
+    try:
+        return build_overlay(overlay)
+    except MissingToolError as exc:
+        pytest.fail(str(exc))
 
 
 def job_specs(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
@@ -105,6 +77,14 @@ def job_specs(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
             yield owner, obj["spec"]
         elif obj["kind"] == "RayCronJob":
             yield owner, obj["spec"]["jobTemplate"]
+
+
+def ray_containers(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
+    """(where, container) for the Ray container of every head and worker group."""
+    for owner, spec in ray_cluster_specs(objects):
+        for group, group_spec in ray_groups(spec):
+            # KubeRay runs Ray in the first container of the pod template.
+            yield f"{owner} {group}", group_spec["template"]["spec"]["containers"][0]
 
 
 def pod_templates(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
@@ -124,53 +104,9 @@ def all_containers(objects: tuple[Obj, ...]) -> Iterator[tuple[str, Obj]]:
             yield f"{where} {container['name']}", container
 
 
-def secret_values(objects: tuple[Obj, ...]) -> dict[tuple[str, str], str]:
-    """(Secret name, key) -> decoded value, for the Secrets an overlay itself creates."""
-    values = {}
-    for obj in objects:
-        if obj["kind"] == "Secret":
-            for key, encoded in (obj.get("data") or {}).items():
-                values[(obj["metadata"]["name"], key)] = base64.b64decode(encoded).decode()
-            for key, plain in (obj.get("stringData") or {}).items():
-                values[(obj["metadata"]["name"], key)] = plain
-    return values
-
-
-def container_environment(container: Obj, objects: tuple[Obj, ...],
-                          secret: Callable[[str, str], str]) -> dict[str, str]:
-    """The environment the kubelet gives ``container``: envFrom first, then env in
-    order, each ``$(VAR)`` replaced by a variable defined before it. A reference
-    to an undefined variable fails here (the kubelet would leave it as text)."""
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            env.update(find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
-        else:
-            ref = source["secretRef"]
-            present = [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == ref["name"]]
-            assert present or ref.get("optional"), f"envFrom names Secret {ref['name']} without optional: true"
-    for item in container.get("env", []):
-        name = item["name"]
-        if "value" in item:
-            env[name] = _expand(str(item["value"]), env, f"{container['name']} {name}")
-        else:
-            ref = item["valueFrom"]["secretKeyRef"]
-            env[name] = secret(ref["name"], ref["key"])
-    return env
-
-
 def expand_args(container: Obj, env: dict[str, str]) -> list[str]:
     """The container's command and args after ``$(VAR)`` expansion."""
-    return [_expand(str(a), env, container["name"]) for a in container.get("command", []) + container.get("args", [])]
-
-
-def _expand(text: str, env: dict[str, str], where: str) -> str:
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        assert name in env, f"{where}: $({name}) names no variable defined before it"
-        return env[name]
-
-    return _REFERENCE.sub(one, text)
+    return [expand(str(a), env, container["name"]) for a in container.get("command", []) + container.get("args", [])]
 
 
 # --- the KubeRay CRDs ------------------------------------------------------------
