@@ -269,12 +269,17 @@ def save_source_secrets(settings: Settings, environ: Mapping[str, str] | None = 
     return SecretStore(settings.effective_secrets_dir).save_from(names, os.environ if environ is None else environ)
 
 
-def start_freshness(settings: Settings, *, env: dict[str, str] | None = None, replace: bool = False,
+def start_freshness(settings: Settings, *, replace: bool = False,
                     reclaim_idle_ms: int = 30_000) -> dict[str, str]:
     """Start the supervisor and the consumer (Ray must be connected). Running
     ones are kept, unless ``replace``: a deploy replaces them so they run the
-    deployed code with the current variables (a replaced consumer's
-    unacknowledged entries are claimed by its successor)."""
+    deployed code with the current secrets (a replaced consumer's
+    unacknowledged entries are claimed by its successor).
+
+    No ``runtime_env``: the dashboard and the state API show every actor's
+    to anyone holding the cluster token, so the sources' tokens and webhook
+    secrets reach the actors only through the secrets folder
+    (``save_source_secrets``)."""
     handles = []
     for name, actor, args in ((SUPERVISOR, SourceSupervisor, (settings,)),
                               (CONSUMER, ChangeConsumerActor, (settings, reclaim_idle_ms))):
@@ -283,7 +288,6 @@ def start_freshness(settings: Settings, *, env: dict[str, str] | None = None, re
             _stop(running)
         handles.append(actor.options(  # type: ignore[attr-defined]
             name=name, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True,
-            runtime_env={"env_vars": env} if env else None,
         ).remote(*args))
     ray.get([handles[0].status.remote(), handles[1].stats.remote()])  # both constructed and answering
     return {"supervisor": SUPERVISOR, "consumer": CONSUMER}

@@ -12,10 +12,12 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from wekadocs.errors import MissingToolError, ServiceStartError
 from wekadocs.graph_store import GraphStore
+from wekadocs.neo4j_password import neo4j_password
 from wekadocs.settings import Settings
 
 __all__ = ["Neo4jServer"]
@@ -160,14 +162,31 @@ class Neo4jServer:
         return "# Written by `wekadocs services up`; edits are overwritten.\n" + body + "\n"
 
     def _set_initial_password(self, java: str) -> None:
-        password = self.settings.neo4j_password.get_secret_value()
-        result = subprocess.run(
-            [java, "-cp", f"{self.lib_dir}/*", _ADMIN_TOOL, "dbms", "set-initial-password", password],
-            env={**os.environ, **self.env()},
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-        )
+        """``neo4j-admin dbms set-initial-password`` takes the password only as
+        an argument, and a command line is readable by every local user
+        (``/proc/<pid>/cmdline``, ``ps``). The admin tool's picocli parser
+        expands an ``@file`` argument into the arguments the file holds, so
+        the command line names a 0600 file in a 0700 folder instead, which
+        is removed as soon as the tool exits."""
+        password = neo4j_password(self.settings)
+        if any(ch in password for ch in "\r\n\0"):
+            raise ServiceStartError(self.name, "NEO4J_PASSWORD must not contain line breaks or NUL")
+        folder = Path(tempfile.mkdtemp(dir=self.home / "run", prefix=".initial-password-"))  # 0700
+        argfile = folder / "args"
+        try:
+            descriptor = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+                out.write(_quoted(password) + "\n")
+            result = subprocess.run(
+                [java, "-Dfile.encoding=UTF-8", "-cp", f"{self.lib_dir}/*", _ADMIN_TOOL,
+                 "dbms", "set-initial-password", f"@{argfile}"],
+                env={**os.environ, **self.env()},
+                cwd=self.home,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         if result.returncode != 0:
             raise ServiceStartError(
                 self.name,
@@ -199,6 +218,12 @@ class Neo4jServer:
         with GraphStore.connect(self.settings, retry_s=0) as graph:
             info = graph.server_info()
         return f"{info.get('version', '?')} {info.get('edition', '')}".strip()
+
+
+def _quoted(argument: str) -> str:
+    """One argument of a picocli @-file: double-quoted, so spaces, quotes, ``#``
+    and a leading ``@`` stay literal; backslash and ``"`` escaped."""
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _require_java() -> str:

@@ -16,9 +16,14 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from wekadocs.change_event import MAX_PAGE_PATH
+
 __all__ = ["GitPush", "PayloadError", "parse_json", "MAX_PATH", "MAX_COMMITS", "MAX_FILES"]
 
-MAX_PATH = 1024  # bytes git hosts allow in a path are more; docs pages are far shorter
+# Git hosts allow longer paths, docs pages are far shorter; a longer one would
+# pass here and then fail as a change event (a 500; found by fuzzing, see
+# tests/connectors/test_push_payload_properties.py), so the event's bound is the bound.
+MAX_PATH = MAX_PAGE_PATH
 MAX_COMMITS = 2048  # GitHub lists at most 2048 commits in a push payload
 MAX_FILES = 3000  # and at most 3000 files per commit
 MAX_REF = 255

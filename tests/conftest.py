@@ -18,12 +18,27 @@ from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from cluster import services  # noqa: E402
 from cluster.processes import free_ports  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
 from wekadocs.query.tools import Toolbox  # noqa: E402
 from wekadocs.settings import Settings, load_settings  # noqa: E402
+
+
+# Property tests (Hypothesis): `ci`, the default, is the same 200 examples per
+# property on every run (derandomized, no example database), so a red CI is
+# reproducible and CI's time is fixed. `long` explores afresh each run and
+# keeps failures in .hypothesis/ to replay them first:
+#   HYPOTHESIS_PROFILE=long ./dev test tests/pipelines/test_parser_properties.py …
+hypothesis_settings.register_profile(
+    "ci", max_examples=200, derandomize=True, database=None, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile(
+    "long", max_examples=20_000, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from wekadocs.ids import bounded
 
-__all__ = ["ChangeEvent", "ChangeType", "Priority", "delivery_id", "MAX_DELIVERY_ID"]
+__all__ = ["ChangeEvent", "ChangeType", "Priority", "delivery_id", "MAX_DELIVERY_ID", "MAX_PAGE_PATH"]
 
 ChangeType = Literal["added", "modified", "removed", "renamed"]
 Priority = Literal["normal", "high"]
 MAX_DELIVERY_ID = 200
+MAX_PAGE_PATH = 1000  # the longest page path an event carries; what feeds the queue bounds its paths by it
 
 
 def delivery_id(*parts: str) -> str:
@@ -31,13 +32,13 @@ class ChangeEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str = Field(min_length=1, max_length=200, description="configured source name")
-    path: str = Field(min_length=1, max_length=1000, description="page path relative to the source's docs root")
+    path: str = Field(min_length=1, max_length=MAX_PAGE_PATH, description="page path relative to the source's docs root")
     change: ChangeType
     revision: str = Field(default="", max_length=200, description="commit SHA, page version or cursor")
     priority: Priority = "normal"
     delivery_id: str = Field(min_length=1, max_length=MAX_DELIVERY_ID,
                              description="unique per delivery; repeats are dropped")
-    old_path: str | None = Field(default=None, max_length=1000, description="where a renamed page was")
+    old_path: str | None = Field(default=None, max_length=MAX_PAGE_PATH, description="where a renamed page was")
     created_at: float = Field(default_factory=time.time)
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ import neo4j
 from neo4j import exceptions as neo4j_errors
 
 from wekadocs.errors import GraphStoreError
+from wekadocs.neo4j_password import neo4j_password
 from wekadocs.settings import Settings
 
 __all__ = ["GraphStore"]
@@ -41,7 +42,7 @@ class GraphStore:
         ``retry_s`` bounds how long the driver retries a transaction on
         transient errors; probes pass 0 to fail fast and retry on their own.
         """
-        auth = (settings.neo4j_user, settings.neo4j_password.get_secret_value())
+        auth = (settings.neo4j_user, neo4j_password(settings))
         with _translated(f"connecting to Neo4j at {settings.bolt_uri}"):
             driver = neo4j.GraphDatabase.driver(
                 settings.bolt_uri,

@@ -74,6 +74,32 @@ class SecretStore:
             raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
         return path
 
+    def create(self, name: str, value: str) -> str:
+        """Write secret ``name`` unless its file exists; the value that is
+        stored either way. Two processes racing on a first start agree: the
+        file appears at once, complete (a hard link of a written temporary),
+        and only the first link succeeds."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+        path = self.folder / _checked(name)
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")  # created 0600
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(value)
+                out.flush()
+                os.fsync(out.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: its value counts
+        except OSError as exc:
+            raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(f"cannot read secret {name} from {path}: {exc}") from exc
+
     def save_from(self, names: Iterable[str | None], environ: Mapping[str, str]) -> list[str]:
         """Copy the named variables that are set in ``environ`` (the operator's
         shell) into the folder; the names written."""

@@ -73,11 +73,12 @@ class Settings(BaseSettings):
         "NEO4J_URI", "neo4j_uri", description="external Neo4j; unset = start our own"
     )
     neo4j_user: str = _env("NEO4J_USER", "neo4j_user", default="neo4j")
-    neo4j_password: SecretStr = _env(
+    neo4j_password: SecretStr | None = _env(
         "NEO4J_PASSWORD",
         "neo4j_password",
-        default=SecretStr("wekadocs-local"),
-        description="set as the initial password of our own server",
+        default=None,
+        description="set as the initial password of our own server; unset = generated on its first "
+        "start and kept in <secrets_dir>/NEO4J_PASSWORD (see wekadocs.neo4j_password)",
     )
     neo4j_database: str = "neo4j"
     neo4j_port: int = Field(7687, description="Bolt port of our own server")

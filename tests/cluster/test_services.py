@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from cluster import processes, services
 from tests.conftest import make_settings
+from wekadocs.neo4j_password import neo4j_password
 from wekadocs.errors import ServiceStartError
 from wekadocs.settings import Settings
 
@@ -74,6 +76,7 @@ def test_external_services_are_never_started(short_tmp: Path, settings: Settings
     external = make_settings(
         short_tmp / "external",
         neo4j_uri=settings.bolt_uri,
+        neo4j_password=SecretStr(neo4j_password(settings)),  # an external server's is configured
         redis_url=settings.effective_redis_url,
         ray_address=settings.effective_ray_address,
     )

@@ -17,10 +17,13 @@ import pytest
 import redis
 from ray import serve
 
+from cluster.freshness import save_source_secrets, start_freshness, stop_freshness
 from cluster.processes import free_port
+from cluster.ray_head import ray_auth_token
 from cluster.serve_runner import WEBHOOKS_IMPORT, _BUILDERS, _await_health, load_serve_config
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.settings import Settings
+from wekadocs.source_registry import SourceConfig, SourceRegistry
 from tests.cluster.test_cli import run, stack_env
 
 
@@ -82,5 +85,53 @@ def test_a_source_added_after_deploy_accepts_signed_pushes_and_refuses_bad_ones(
         queue = ChangeQueue(client, capacity=settings.queue_capacity)
         mine = [d for d in queue.read("test-secrets", count=100) if d.event.source == name]
         queue.ack(mine)
+        client.hdel("wekadocs:sources", name)
+        client.close()
+
+
+def dashboard_state(settings: Settings) -> str:
+    """All the dashboard shows of actors, tasks, runtime envs, jobs and Serve
+    apps, as one text: what anyone holding the cluster token can read."""
+    token = ray_auth_token()
+    pages = ["/api/v0/actors", "/api/v0/runtime_envs", "/api/v0/tasks", "/api/jobs/",
+             "/api/serve/applications/"]
+    texts = []
+    for page in pages:
+        response = httpx.get(f"{settings.dashboard_url}{page}", params={"detail": "true", "limit": 10_000},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        assert response.status_code == 200, (page, response.text[:300])
+        texts.append(response.text)
+    return "\n".join(texts)
+
+
+def test_source_secrets_never_travel_in_runtime_env(settings: Settings, hooks: str) -> None:
+    """The webhook replicas and the freshness actors use a source's token and
+    webhook secret, yet neither value is in any actor's, task's, job's or
+    Serve app's runtime_env (nor anywhere else the dashboard shows)."""
+    name = f"rt-{uuid.uuid4().hex[:6]}"
+    token_var, secret_var = f"RT_TOKEN_{uuid.uuid4().hex[:6].upper()}", f"RT_SECRET_{uuid.uuid4().hex[:6].upper()}"
+    token, secret = f"tok-{uuid.uuid4().hex}", f"hook-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    SourceRegistry(client).add(SourceConfig(name=name, kind="github", url=f"acme/{name}", token_env=token_var,
+                                            webhook_secret_env=secret_var, api_url="http://127.0.0.1:1",
+                                            interval_s=86_400))
+    try:
+        assert save_source_secrets(settings, {token_var: token, secret_var: secret}) == sorted([token_var, secret_var])
+        start_freshness(settings, replace=True)  # as `wekadocs serve` does: the poller for the source starts
+        payload = {"ref": "refs/heads/main", "after": "f00d",
+                   "repository": {"clone_url": f"http://127.0.0.1/acme/{name}.git",  # api_url's host
+                                  "html_url": f"http://127.0.0.1/acme/{name}"},
+                   "commits": [{"added": ["a.md"], "modified": [], "removed": []}]}
+        body, headers = signed(payload, secret, f"d-{name}")
+        accepted = httpx.post(f"{hooks}/github", content=body, headers=headers, timeout=60)
+        assert accepted.status_code == 202, accepted.text  # the replica did read the secret
+        shown = dashboard_state(settings)
+        assert "SourceSupervisor" in shown and "WebhookServer" in shown  # the pages list what uses them
+        assert "serialized_runtime_env" in shown and "runtime_env_info" in shown  # and their runtime_env
+        assert token not in shown and secret not in shown
+    finally:
+        stop_freshness(settings)
+        queue = ChangeQueue(client, capacity=settings.queue_capacity)
+        queue.ack([d for d in queue.read("test-secrets", count=100) if d.event.source == name])
         client.hdel("wekadocs:sources", name)
         client.close()

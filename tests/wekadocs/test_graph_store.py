@@ -65,7 +65,8 @@ def test_wrong_password_is_a_clear_error(settings: Settings, stack: object) -> N
 
 
 def test_unreachable_server_is_a_clear_error(settings: Settings) -> None:
-    nowhere = settings.model_copy(update={"neo4j_uri": "bolt://127.0.0.1:1"})
+    nowhere = settings.model_copy(update={"neo4j_uri": "bolt://127.0.0.1:1",
+                                          "neo4j_password": SecretStr("an-external-one")})
     with pytest.raises(GraphStoreError, match="unreachable"):
         GraphStore.connect(nowhere, retry_s=0)
 
