@@ -95,7 +95,7 @@ def _service_lines(reports: list[local_services.ServiceReport]) -> list[str]:
         extra = f" version {r.version}" if r.version else ""
         pid = f" pid {r.pid}" if r.pid else ""
         detail = f" ({r.detail})" if r.detail else ""
-        lines.append(f"{r.name:<6} {r.state:<11} {r.address}{extra}{pid}{detail}")
+        lines.append(f"{r.name:<10} {r.state:<11} {r.address}{extra}{pid}{detail}")
     return lines
 
 
@@ -113,15 +113,19 @@ def _node_lines(nodes: list[dict[str, Any]]) -> list[str]:
                    "default: as many as now).")
 @click.option("--worker-cpus", type=click.IntRange(min=1), default=None,
               help="CPUs each worker node offers (default: what it runs with, 1 for a new one).")
+@click.option("--monitoring/--no-monitoring", default=None,
+              help="Start (or stop) Prometheus scraping every Ray node, with our alert rules "
+                   "(default: keep it as it is).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 @_reports_errors
-def services_up(ctx: click.Context, workers: int | None, worker_cpus: int | None, as_json: bool) -> None:
+def services_up(ctx: click.Context, workers: int | None, worker_cpus: int | None, monitoring: bool | None,
+                as_json: bool) -> None:
     """Start what is not running; wait until each service answers."""
     from cluster.ray_workers import list_nodes
 
     settings = _settings(ctx)
-    reports = local_services.up(settings, workers=workers, worker_cpus=worker_cpus)
+    reports = local_services.up(settings, workers=workers, worker_cpus=worker_cpus, monitoring=monitoring)
     nodes = list_nodes(settings)
     lines = _service_lines(reports) + _node_lines(nodes)
     if settings.dashboard_url:

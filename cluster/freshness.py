@@ -23,7 +23,7 @@ import ray
 import redis
 from ray.actor import ActorHandle
 
-from cluster.freshness_metrics import BREAKER_VALUES, ConsumerMetrics, SupervisorMetrics
+from cluster.freshness_metrics import BREAKER_VALUES, HEARTBEAT_S, ConsumerMetrics, SupervisorMetrics
 from cluster.supervised import SupervisedThread
 from connectors.factory import open_connector
 from connectors.poller import SourcePoller
@@ -66,7 +66,9 @@ class _PollerThread:
 
     def _run(self) -> None:
         woken = False
+        beat = {"loop": f"poll-{self.poller.name}"}  # self.loop is not assigned yet when this starts
         while not self.stopping.is_set():
+            self.metrics.heartbeat.set(time.time(), tags=beat)
             if woken or self.poller.due():
                 try:
                     outcome = self.poller.poll()
@@ -79,8 +81,10 @@ class _PollerThread:
                     if outcome.events:
                         self.metrics.events.inc(outcome.events, tags=tags)
                     self.metrics.breaker.set(BREAKER_VALUES[self.poller.breaker.state.value], tags=tags)
-            woken = self.wake.wait(timeout=max(0.05, self.poller.next_due - self.poller.clock()))
+            # woken at least every HEARTBEAT_S, to beat, however long until the next poll
+            woken = self.wake.wait(timeout=min(HEARTBEAT_S, max(0.05, self.poller.next_due - self.poller.clock())))
             self.wake.clear()
+        self.metrics.heartbeat.set(0, tags=beat)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -109,7 +113,9 @@ class SourceSupervisor:
 
     def _watch(self) -> None:
         last_sync = 0.0
+        beat = {"loop": "sources-watch"}
         while not self.stopping.is_set():
+            self.metrics.heartbeat.set(time.time(), tags=beat)
             try:
                 if time.monotonic() - last_sync >= SYNC_S:
                     self._sync()
@@ -124,6 +130,7 @@ class SourceSupervisor:
             except WekadocsError as exc:
                 log.warning("source supervisor: %s", exc)
                 self.stopping.wait(1)
+        self.metrics.heartbeat.set(0, tags=beat)
 
     def _sync(self) -> None:
         """Pollers follow the registry: new sources start, removed ones stop,
@@ -214,7 +221,9 @@ class ChangeConsumerActor:
         return held[1]
 
     def _run(self) -> None:
+        beat = {"loop": "consume"}
         while not self.stopping.is_set():
+            self.metrics.heartbeat.set(time.time(), tags=beat)
             started = time.perf_counter()
             try:
                 report = self.consumer.step(block_ms=500)
@@ -238,6 +247,7 @@ class ChangeConsumerActor:
             self.totals["steps"] += 1
             if report.errors:
                 self.last_errors = report.errors[-5:]
+        self.metrics.heartbeat.set(0, tags=beat)
 
     def stats(self) -> dict[str, Any]:
         return {**self.totals, **self.loop.snapshot(), "name": self.consumer.name, "last_errors": self.last_errors}

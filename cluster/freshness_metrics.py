@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
-__all__ = ["SupervisorMetrics", "ConsumerMetrics", "BREAKER_VALUES"]
+__all__ = ["SupervisorMetrics", "ConsumerMetrics", "BREAKER_VALUES", "HEARTBEAT_S", "heartbeat_gauge"]
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+HEARTBEAT_S = 15.0  # the longest a live loop goes without a heartbeat (pollers wake this often)
 _SECONDS = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]
+
+
+def heartbeat_gauge() -> Gauge:
+    """Unix time each loop last went round (0: stopped on purpose). A loop
+    that died, or hangs in one call, stops beating while its actor still
+    answers, which no other metric shows (``LoopStalled`` alerts on it)."""
+    return Gauge("wekadocs_loop_heartbeat_timestamp_seconds",
+                 "Unix time a freshness loop last went round; 0 once stopped.", tag_keys=("loop",))
 
 
 class SupervisorMetrics:
     def __init__(self) -> None:
+        self.heartbeat = heartbeat_gauge()
         self.queue_depth = Gauge("wekadocs_queue_depth", "Change events waiting or in flight.")
         self.queue_pending = Gauge("wekadocs_queue_pending", "Change events delivered, not yet acknowledged.")
         self.queue_lag = Gauge("wekadocs_queue_lag", "Change events never delivered to a consumer.")
@@ -30,6 +40,7 @@ class SupervisorMetrics:
 
 class ConsumerMetrics:
     def __init__(self) -> None:
+        self.heartbeat = heartbeat_gauge()
         self.applied = Counter("wekadocs_changes_applied", "Change events applied and acknowledged.",
                                tag_keys=("source",))
         self.retried = Counter("wekadocs_changes_retry_later",

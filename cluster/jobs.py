@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from cluster.job_metrics import record_drift, record_reembed
 from cluster.ray_runtime import connect
 from cluster.vector_owner import vector_store_for
 from pipelines.ingest import IngestReport, Ingestor
@@ -28,14 +29,24 @@ def run_ingest(settings: Settings, root: Path, source: str, version: str, *, pro
 def run_reconcile(settings: Settings, *, repair: bool) -> DriftReport:
     connect(settings)
     with GraphStore.connect(settings) as graph:
-        return reconcile(settings, graph, vector_store_for(settings), repair=repair)
+        report = reconcile(settings, graph, vector_store_for(settings), repair=repair)
+    # What an operator is alerted on: drift left after this run (none once repaired).
+    record_drift(report.collection, 0.0 if report.repaired else report.drift_pct)
+    return report
 
 
 def run_reembed(settings: Settings, *, embedding_version: str, model: str, dims: int | None, switch: bool,
                 rollback: bool = False, say: Callable[[str], None] = print) -> ReembedReport:
-    """The re-embed job (``rollback``: only to a collection already recorded, with its own model)."""
+    """The re-embed job (``rollback``: only to a collection already recorded, with its own model).
+    Its outcome is exported (``wekadocs_reembed_failed``) whatever the failure."""
     connect(settings)
-    with GraphStore.connect(settings) as graph:
-        apply_schema(graph)  # the graph's embedding marks may predate re-embedding
-        return reembed(settings, graph, vector_store_for(settings), embedding_version=embedding_version,
-                       model=model, dims=dims, switch=switch, say=say, require_record=rollback)
+    try:
+        with GraphStore.connect(settings) as graph:
+            apply_schema(graph)  # the graph's embedding marks may predate re-embedding
+            report = reembed(settings, graph, vector_store_for(settings), embedding_version=embedding_version,
+                             model=model, dims=dims, switch=switch, say=say, require_record=rollback)
+    except Exception:
+        record_reembed(embedding_version, failed=True)
+        raise
+    record_reembed(embedding_version, failed=False)
+    return report

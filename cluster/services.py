@@ -11,6 +11,11 @@ services (``run/ray-worker-<i>.json``). ``up(workers=N)`` makes their number
 N (workers above N are stopped); ``up()`` keeps the number recorded now, and
 restarts a recorded worker that is no longer running. ``down`` stops them
 first, then the services.
+
+Prometheus (``cluster/prometheus_server.py``) is one more service, started
+only when asked (``up(monitoring=True)``) and kept by later ``up`` calls while
+it is recorded (``run/prometheus.json``); ``up(monitoring=False)`` stops it.
+``down`` and ``status`` include it whenever it is recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Protocol
 
 from cluster import processes
 from cluster.neo4j_server import Neo4jServer
+from cluster.prometheus_server import PrometheusServer
 from cluster.ray_head import RayHead
 from cluster.ray_workers import DEFAULT_WORKER_CPUS, WORKER_PREFIX, RayWorker
 from cluster.redis_server import RedisServer
@@ -63,8 +69,15 @@ class ServiceReport:
     detail: str = ""
 
 
-def services_for(settings: Settings) -> list[LocalServer]:
-    return [Neo4jServer(settings), RedisServer(settings), RayHead(settings)]
+def services_for(settings: Settings, *, monitoring: bool | None = None) -> list[LocalServer]:
+    """The stores and the Ray head, then Prometheus when ``monitoring`` (None:
+    when it is recorded, i.e. a previous ``up`` started it)."""
+    servers: list[LocalServer] = [Neo4jServer(settings), RedisServer(settings), RayHead(settings)]
+    if monitoring is None:
+        monitoring = _state_file(settings, PrometheusServer.name).exists()
+    if monitoring:
+        servers.append(PrometheusServer(settings))
+    return servers
 
 
 def workers_for(settings: Settings) -> list[RayWorker]:
@@ -79,11 +92,13 @@ def workers_for(settings: Settings) -> list[RayWorker]:
     return sorted(workers, key=lambda worker: worker.index)
 
 
-def up(settings: Settings, *, workers: int | None = None, worker_cpus: int | None = None) -> list[ServiceReport]:
+def up(settings: Settings, *, workers: int | None = None, worker_cpus: int | None = None,
+       monitoring: bool | None = None) -> list[ServiceReport]:
     """Start every managed service that is not already running; wait until each answers.
     Then bring the Ray worker nodes to ``workers`` (None: as many as are recorded),
     each offering ``worker_cpus`` CPUs (None: what it was started with, else
     ``DEFAULT_WORKER_CPUS``); a worker recorded with other CPUs is restarted.
+    ``monitoring`` starts Prometheus (False stops it; None keeps it as recorded).
 
     What can be refused at once (an external server that does not answer, a
     port held by another program) is, before anything starts. Then the
@@ -95,7 +110,12 @@ def up(settings: Settings, *, workers: int | None = None, worker_cpus: int | Non
     if workers and not settings.manages_ray:
         raise ServiceStartError("ray", "worker nodes join our own Ray head; with RAY_ADDRESS set, "
                                 "add nodes to that cluster instead")
-    servers = services_for(settings)
+    if monitoring and not settings.manages_ray:
+        raise ServiceStartError(PrometheusServer.name, "our Prometheus scrapes our own Ray head's nodes; with "
+                                "RAY_ADDRESS set, the cluster's own Prometheus scrapes it (see docs/operations.md)")
+    recorded = _state_file(settings, PrometheusServer.name).exists()
+    stopped = [_down_one(settings, PrometheusServer(settings))] if monitoring is False and recorded else []
+    servers = services_for(settings, monitoring=monitoring)
     current = [_status_one(settings, server) for server in servers]
     for server, state in zip(servers, current):
         _refuse_early(server, state)
@@ -104,7 +124,7 @@ def up(settings: Settings, *, workers: int | None = None, worker_cpus: int | Non
     errors = [future.exception() for future in futures if future.exception() is not None]
     if errors:
         raise errors[0]
-    return [future.result() for future in futures] + _scale_workers(settings, workers, worker_cpus)
+    return [future.result() for future in futures] + stopped + _scale_workers(settings, workers, worker_cpus)
 
 
 def _scale_workers(settings: Settings, count: int | None, cpus: int | None) -> list[ServiceReport]:

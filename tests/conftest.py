@@ -44,7 +44,7 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for an isolated stack: its own folder and free ports."""
     ports = dict(zip(("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port",
-                      "ray_metrics_port"), free_ports(6)))
+                      "ray_metrics_port", "prometheus_port"), free_ports(7)))
     values: dict[str, object] = {
         "data_dir": data_dir,
         **ports,
@@ -52,6 +52,7 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         "ray_object_store_mb": 512,
         "neo4j_heap": "1g",
         "neo4j_pagecache": "256m",
+        "prometheus_scrape_s": 5,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -72,8 +73,8 @@ def settings(short_tmp: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[list[services.ServiceReport]]:
-    try:
-        yield services.up(settings)
+    try:  # with Prometheus: tests/cluster/test_monitoring.py queries it
+        yield services.up(settings, monitoring=True)
     finally:  # also when `up` failed half-way: what did start is recorded, and stops here
         services.down(settings)
 

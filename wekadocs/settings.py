@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     ray_object_store_mb: int = Field(2048, description="object store of our own Ray head")
     ray_metrics_port: int = Field(8090, description="Prometheus metrics of our own Ray head")
 
+    # --- Monitoring ----------------------------------------------------------
+    prometheus_port: int = Field(9090, description="our own Prometheus (`services up --monitoring`), on 127.0.0.1")
+    prometheus_scrape_s: float = Field(10.0, description="how often our Prometheus scrapes and evaluates its rules")
+
     # --- Embeddings --------------------------------------------------------
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
@@ -179,7 +183,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port",
-        "serve_port",
+        "serve_port", "prometheus_port",
     )
     @classmethod
     def _check_port(cls, value: int) -> int:
@@ -214,7 +218,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number")
         return value
 
-    @field_validator("neo4j_tx_timeout_s", "start_timeout_s", "max_file_mb")
+    @field_validator("neo4j_tx_timeout_s", "start_timeout_s", "max_file_mb", "prometheus_scrape_s")
     @classmethod
     def _check_positive(cls, value: float) -> float:
         if value <= 0:

@@ -30,6 +30,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "WEKADOCS_RAY_PORT": str(settings.ray_port),
         "WEKADOCS_RAY_DASHBOARD_PORT": str(settings.ray_dashboard_port),
         "WEKADOCS_RAY_CLIENT_PORT": str(settings.ray_client_port),
+        "WEKADOCS_PROMETHEUS_PORT": str(settings.prometheus_port),
     }
 
 
@@ -65,7 +66,7 @@ def test_status_and_schema_against_the_running_stack(settings: Settings, stack: 
     status = run("services", "status", "--json", env=env)
     assert status.returncode == 0, status.stderr
     states = {s["name"]: s["state"] for s in json.loads(status.stdout.splitlines()[-1])["services"]}
-    assert states == {"neo4j": "running", "redis": "running", "ray": "running"}
+    assert states == {"neo4j": "running", "redis": "running", "ray": "running", "prometheus": "running"}
 
     applied = run("schema", "apply", "--json", env=env)
     assert applied.returncode == 0, applied.stderr

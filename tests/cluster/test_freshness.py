@@ -153,6 +153,8 @@ def test_a_repository_moving_from_4_3_to_4_4_is_followed_commit_by_commit(
         "this source's breaker state": ("ray_wekadocs_source_breaker_state", f'source="{name}"'),
         "the queue depth": ("ray_wekadocs_queue_depth", ""),
         "changes applied": ("ray_wekadocs_changes_applied_total", ""),
+        **{f"the {loop} loop's heartbeat": ("ray_wekadocs_loop_heartbeat_timestamp_seconds", f'loop="{loop}"')
+           for loop in ("consume", f"poll-{name}", "sources-watch")},
     })
 
     listed = json.loads(run("sources", "list", "--json", env=env).stdout.strip().splitlines()[-1])

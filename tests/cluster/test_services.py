@@ -19,11 +19,12 @@ from wekadocs.settings import Settings
 
 def test_stack_is_up_and_healthy(stack: list[services.ServiceReport], settings: Settings) -> None:
     by_name = {r.name: r for r in services.status(settings)}
-    assert set(by_name) == {"neo4j", "redis", "ray"}
+    assert set(by_name) == {"neo4j", "redis", "ray", "prometheus"}
     assert all(r.state == "running" for r in by_name.values())
     assert re.match(r"5\.26\.\d+", by_name["neo4j"].version)
     assert re.match(r"7\.", by_name["redis"].version)
     assert by_name["ray"].version == "2.60.0"
+    assert re.match(r"2\.\d+\.\d+", by_name["prometheus"].version)
 
 
 def test_redis_round_trip_with_aof(settings: Settings, stack: object) -> None:
