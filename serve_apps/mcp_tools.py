@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
@@ -50,10 +52,12 @@ INSTRUCTIONS = (
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
 
-def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | None = None) -> MCPServer:
+def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | None = None, *,
+                     auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None) -> MCPServer:
     """``toolbox`` is called per request, so the server can be built before
-    the stores are reachable and a replica recovers once they are."""
-    mcp: MCPServer = MCPServer(name="wekadocs", instructions=INSTRUCTIONS)
+    the stores are reachable and a replica recovers once they are. With
+    ``auth`` and ``token_verifier`` the SDK requires a bearer token on ``/mcp``."""
+    mcp: MCPServer = MCPServer(name="wekadocs", instructions=INSTRUCTIONS, auth=auth, token_verifier=token_verifier)
 
     def call(tool: str, **kwargs: Any) -> Answer:
         started = time.perf_counter()
