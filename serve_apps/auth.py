@@ -14,6 +14,7 @@ where "cannot check a token now" becomes 503 instead of a 500.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +22,21 @@ from urllib.parse import urlsplit
 
 import redis.asyncio
 from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
-from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
+from starlette.middleware import Middleware
 
+from wekadocs.auth.rate_limit import RateLimiter
 from wekadocs.auth.scopes import DOCS_READ, SCOPES
 from wekadocs.auth.verifier import BearerTokens, bearer_tokens
 from wekadocs.errors import AuthUnavailable, StoreError
 from wekadocs.settings import Settings
 
-__all__ = ["EdgeAuth", "UnavailableAs503", "edge_auth", "ROOT_METADATA_PATH"]
+__all__ = ["EdgeAuth", "RateLimited", "UnavailableAs503", "edge_auth", "ROOT_METADATA_PATH"]
 
 ROOT_METADATA_PATH = "/.well-known/oauth-protected-resource"
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
@@ -50,6 +53,11 @@ class EdgeAuth:
     def require(self, app: ASGIApp, scope: str) -> RequireAuthMiddleware:
         """The SDK's guard around one more ASGI app (``/metrics``)."""
         return RequireAuthMiddleware(app, [scope], self.metadata_url)
+
+    def limit_rates(self, app: Any, limiter: RateLimiter, paths: dict[str, str]) -> None:
+        """Add the rate limit to the SDK's app, innermost of its middleware:
+        after the bearer token is read, before routing."""
+        app.user_middleware.append(Middleware(RateLimited, limiter=limiter, paths=paths))
 
     def add_root_metadata(self, mcp: MCPServer) -> None:
         metadata = ProtectedResourceMetadata(
@@ -109,3 +117,34 @@ class UnavailableAs503:
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 (b"retry-after", str(self.retry_after_s).encode())]})
             await send({"type": "http.response.body", "body": body})
+
+
+class RateLimited:
+    """429 with ``Retry-After`` for a client over its rate on a guarded path.
+
+    Sits inside the SDK's authentication middleware, so the client is the
+    token's subject; requests without a valid token pass through to the
+    SDK's 401. Each path is charged to the scope that guards it."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, paths: dict[str, str]) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.paths = {path.rstrip("/"): scope for path, scope in paths.items()}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        guarded = self.paths.get(scope["path"].rstrip("/")) if scope["type"] == "http" else None
+        user = scope.get("user")
+        if guarded is None or not isinstance(user, AuthenticatedUser):
+            await self.app(scope, receive, send)
+            return
+        decision = await self.limiter.take(guarded, user.access_token.subject or f"client:{user.username}")
+        if decision.allowed:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(decision.retry_after_s))
+        body = json.dumps({"error": "rate_limited", "error_description":
+                           f"over the {guarded} rate of this client; retry in {retry} s"}).encode()
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry).encode())]})
+        await send({"type": "http.response.body", "body": body})

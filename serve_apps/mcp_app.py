@@ -31,7 +31,8 @@ from starlette.routing import request_response
 from serve_apps.auth import UnavailableAs503, edge_auth
 from serve_apps.mcp_tools import build_mcp_server
 from serve_apps.query_metrics import QueryMetrics
-from wekadocs.auth.scopes import METRICS_READ
+from wekadocs.auth.rate_limit import RateLimiter
+from wekadocs.auth.scopes import DOCS_READ, METRICS_READ
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.query.assembly import open_toolbox
@@ -119,6 +120,9 @@ class MCPDeployment:
             json_response=True,
             transport_security=transport_security(self.settings),
         )
+        if auth:
+            auth.limit_rates(app, RateLimiter(redis_client, self.settings.rate_limits),
+                             {MCP_PATH: DOCS_READ, "/metrics": METRICS_READ})
         # Outermost of the app's middleware, so around the SDK's token check
         # and inside Starlette's catch-all that would make it a 500.
         app.add_middleware(UnavailableAs503)

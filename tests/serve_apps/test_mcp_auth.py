@@ -174,3 +174,28 @@ def test_api_token_lifecycle(base: str, settings: Settings) -> None:
 def test_unknown_scope_is_refused_by_the_cli(settings: Settings) -> None:
     result = wekadocs(settings, "tokens", "create", "x", "--scopes", "docs:write")
     assert result.returncode == 1 and "docs:read" in result.stderr
+
+
+def test_a_client_over_its_rate_gets_429_while_another_is_served(base: str, issuer: Issuer) -> None:
+    """docs:read allows a burst of 12 and 2 a second here. The greedy client
+    fires 40 requests at once; the polite one is answered beside them."""
+    greedy, polite = issuer.token(sub="greedy"), issuer.token(sub="polite")
+
+    async def go() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        headers = {**ACCEPT, "Authorization": f"Bearer {greedy}"}
+        async with httpx.AsyncClient(timeout=60) as client:
+            burst = [client.post(f"{base}/mcp", json=LIST, headers=headers) for _ in range(40)]
+            polite_calls = [client.post(f"{base}/mcp", json=LIST, headers={**ACCEPT, "Authorization":
+                                                                          f"Bearer {polite}"}) for _ in range(3)]
+            responses = await asyncio.gather(*burst, *polite_calls)
+        return list(responses[:40]), list(responses[40:])
+
+    greedy_responses, polite_responses = asyncio.run(go())
+    statuses = [r.status_code for r in greedy_responses]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 12, statuses  # the burst, plus what refilled (2/s) while they ran
+    refused = [r for r in greedy_responses if r.status_code == 429]
+    assert len(refused) >= 10, statuses
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
+    assert [r.status_code for r in polite_responses] == [200, 200, 200]
+    assert post(base, polite).status_code == 200
