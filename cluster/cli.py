@@ -442,6 +442,52 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bo
         click.echo("stopped", err=True)
 
 
+# --- audit -------------------------------------------------------------------------
+
+
+@cli.group()
+def audit() -> None:
+    """The audit stream of MCP tool calls (Redis stream wekadocs:audit)."""
+
+
+@audit.command("tail")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the latest entries to print first.")
+@click.option("--follow", is_flag=True, help="Then print new entries as they come (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (id plus the entry's fields).")
+@click.pass_context
+@_reports_errors
+def audit_tail(ctx: click.Context, count: int, follow: bool, as_json: bool) -> None:
+    """The latest tool calls: when, who, which tool, argument hash, results, latency, outcome."""
+    import redis
+
+    from wekadocs.auth.audit import AuditReader
+
+    client = redis.Redis.from_url(_settings(ctx).effective_redis_url, decode_responses=True,
+                                  socket_timeout=10, socket_connect_timeout=5)
+    reader = AuditReader(client)
+
+    def show(entry_id: str, entry: Any) -> None:
+        if as_json:
+            click.echo(json.dumps({"id": entry_id, **entry.model_dump()}))
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.at))
+            click.echo(f"{stamp}Z {entry.subject:<24} {entry.tool:<24} {entry.outcome:<9} {entry.results:>3} results "
+                       f"{entry.latency_ms:>8.1f} ms  args {entry.args_sha256[:16]}")
+
+    last = "0-0"
+    for entry_id, entry in reader.last(count):
+        show(entry_id, entry)
+        last = entry_id
+    if not follow:
+        return
+    try:
+        for entry_id, entry in reader.follow(after=last if last != "0-0" else "$"):
+            show(entry_id, entry)
+    except KeyboardInterrupt:
+        pass
+
+
 def _demo_token(ctx: click.Context) -> str:
     from wekadocs.errors import AuthError
 

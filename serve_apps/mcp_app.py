@@ -31,6 +31,7 @@ from starlette.routing import request_response
 from serve_apps.auth import UnavailableAs503, edge_auth
 from serve_apps.mcp_tools import build_mcp_server
 from serve_apps.query_metrics import QueryMetrics
+from wekadocs.auth.audit import AuditLog
 from wekadocs.auth.rate_limit import RateLimiter
 from wekadocs.auth.scopes import DOCS_READ, METRICS_READ
 from wekadocs.errors import WekadocsError
@@ -100,8 +101,9 @@ class MCPDeployment:
         redis_client = redis.asyncio.Redis.from_url(self.settings.effective_redis_url, decode_responses=True,
                                                     socket_timeout=5, socket_connect_timeout=5)
         auth = edge_auth(self.settings, redis_client)
+        audit = AuditLog(redis_client, max_entries=self.settings.audit_max_entries)
         mcp = build_mcp_server(self.toolbox, self.metrics, auth=auth.settings if auth else None,
-                               token_verifier=auth.verifier if auth else None)
+                               token_verifier=auth.verifier if auth else None, audit=audit)
 
         @mcp.custom_route("/health", methods=["GET"])
         async def health(request: Request) -> Response:

@@ -199,3 +199,48 @@ def test_a_client_over_its_rate_gets_429_while_another_is_served(base: str, issu
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
     assert [r.status_code for r in polite_responses] == [200, 200, 200]
     assert post(base, polite).status_code == 200
+
+
+def test_the_audit_stream_records_each_call(base: str, issuer: Issuer, settings: Settings) -> None:
+    from wekadocs.auth.audit import arguments_digest
+
+    token = issuer.token(sub="auditor")
+    calls = [("disambiguate", {"term": "mountd"}), ("explain_architecture", {"topic": "tiering", "top_k": 3}),
+             ("no_such_tool", {"x": 1})]
+    for tool, arguments in calls:
+        with_client(base, token, tool, arguments)
+
+    tail = wekadocs(settings, "audit", "tail", "--json", "-n", "200")
+    assert tail.returncode == 0, tail.stderr
+    entries = [json.loads(line) for line in tail.stdout.splitlines() if line.startswith("{")]
+    mine = [e for e in entries if e["subject"] == "jwt:auditor"]
+    assert [e["tool"] for e in mine] == [tool for tool, _ in calls]
+    for entry, (_, arguments) in zip(mine, calls):
+        assert set(entry) == {"id", "at", "subject", "tool", "args_sha256", "results", "latency_ms", "outcome"}
+        assert entry["args_sha256"] == arguments_digest(arguments)
+        assert entry["latency_ms"] >= 0 and entry["results"] >= 0
+    assert mine[-1]["outcome"] == "error"  # an unknown tool: a tool error, audited all the same
+    assert arguments_digest({"b": 1, "a": [1, "é"]}) == arguments_digest({"a": [1, "é"], "b": 1})
+
+
+def test_audit_tail_follow_prints_new_calls(base: str, issuer: Issuer, settings: Settings) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WEKADOCS_", "REDIS_"))}
+    env = {**clean, "WEKADOCS_DATA_DIR": str(settings.data_dir), "WEKADOCS_REDIS_PORT": str(settings.redis_port),
+           "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    follower = subprocess.Popen([sys.executable, "-m", "cluster.cli", "audit", "tail", "--follow", "--json", "-n", "1"],
+                                stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        time.sleep(3)  # let it print the last entry and block on the stream
+        with_client(base, issuer.token(sub="followed"), "disambiguate", {"term": "nfs"})
+        deadline = time.monotonic() + 30
+        seen = []
+        while time.monotonic() < deadline:
+            line = follower.stdout.readline()  # type: ignore[union-attr]
+            seen.append(line)
+            if '"jwt:followed"' in line:
+                break
+        assert any('"jwt:followed"' in line for line in seen), seen
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+        follower.stdout.close()  # type: ignore[union-attr]
