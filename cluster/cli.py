@@ -395,26 +395,39 @@ def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
 @click.option("--serve-config", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A Serve config to take the deployment options from (default: serve_apps/serve_config.yaml), "
                    "e.g. one whose MCPServer asks for the `query` resource of worker nodes.")
+@click.option("--demo-token", is_flag=True, help="When authentication is on, mint (or replace) the API token "
+              "`demo` with docs:read and metrics:read and put it in the sample call.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (implies nothing about --detach).")
 @click.pass_context
 @_reports_errors
 def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bool, serve_config: Path | None,
-              as_json: bool) -> None:
+              demo_token: bool, as_json: bool) -> None:
     """Deploy the MCP query service on Ray Serve and print how to call it."""
     from cluster.serve_runner import SERVE_CONFIG, deploy, undeploy
 
     settings = _settings(ctx)
-    served = deploy(settings, host=host or settings.serve_host, port=port or settings.serve_port,
-                    config=serve_config or SERVE_CONFIG)
-    sample = ("curl -s -X POST " + served.url + " -H 'Content-Type: application/json' "
+    host, port = host or settings.serve_host, port or settings.serve_port
+    served = deploy(settings, host=host, port=port, config=serve_config or SERVE_CONFIG)
+    auth = settings.model_copy(update={"serve_host": host}).auth_enabled
+    token = _demo_token(ctx) if auth and demo_token else None
+    bearer = f"-H 'Authorization: Bearer {token or '$WEKADOCS_TOKEN'}' " if auth else ""
+    sample = ("curl -s -X POST " + served.url + " -H 'Content-Type: application/json' " + bearer +
               "-H 'Accept: application/json, text/event-stream' -H 'MCP-Protocol-Version: 2025-06-18' "
               "-d '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":"
               "{\"name\":\"search_documentation\",\"arguments\":{\"query\":\"how do I create a snapshot\"}}}'")
+    if not auth:
+        note = f"authentication: off ({'WEKADOCS_AUTH=off' if settings.auth == 'off' else 'listening on loopback only'})"
+    elif token:
+        note = f"authentication: on; demo token (docs:read, metrics:read): {token}"
+    else:
+        note = "authentication: on; mint a token with `wekadocs tokens create NAME --scopes docs:read`"
     _emit(as_json, {"app": served.name, "url": served.url, "health": served.health_url,
-                    "webhooks": served.webhooks_url, "replicas": served.replicas}, [
+                    "webhooks": served.webhooks_url, "replicas": served.replicas, "auth": auth,
+                    **({"token": token} if token else {})}, [
         f"MCP endpoint: {served.url}  (streamable HTTP, stateless)",
         f"health:       {served.health_url}",
         f"webhooks:     {served.webhooks_url}/github, {served.webhooks_url}/gitlab",
+        note,
         "sample call:",
         f"  {sample}",
         "connect an MCP client: see README \"Connecting an MCP client\"",
@@ -431,6 +444,64 @@ def serve_cmd(ctx: click.Context, host: str | None, port: int | None, detach: bo
         undeploy(settings, served.apps)
         stop_freshness(settings)
         click.echo("stopped", err=True)
+
+
+# --- audit -------------------------------------------------------------------------
+
+
+@cli.group()
+def audit() -> None:
+    """The audit stream of MCP tool calls (Redis stream wekadocs:audit)."""
+
+
+@audit.command("tail")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many of the latest entries to print first.")
+@click.option("--follow", is_flag=True, help="Then print new entries as they come (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (id plus the entry's fields).")
+@click.pass_context
+@_reports_errors
+def audit_tail(ctx: click.Context, count: int, follow: bool, as_json: bool) -> None:
+    """The latest tool calls: when, who, which tool, argument hash, results, latency, outcome."""
+    import redis
+
+    from wekadocs.auth.audit import AuditReader
+
+    client = redis.Redis.from_url(_settings(ctx).effective_redis_url, decode_responses=True,
+                                  socket_timeout=10, socket_connect_timeout=5)
+    reader = AuditReader(client)
+
+    def show(entry_id: str, entry: Any) -> None:
+        if as_json:
+            click.echo(json.dumps({"id": entry_id, **entry.model_dump()}))
+        else:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(entry.at))
+            click.echo(f"{stamp}Z {entry.subject:<24} {entry.tool:<24} {entry.outcome:<9} {entry.results:>3} results "
+                       f"{entry.latency_ms:>8.1f} ms  args {entry.args_sha256[:16]}")
+
+    last = "0-0"
+    for entry_id, entry in reader.last(count):
+        show(entry_id, entry)
+        last = entry_id
+    if not follow:
+        return
+    try:
+        for entry_id, entry in reader.follow(after=last if last != "0-0" else "$"):
+            show(entry_id, entry)
+    except KeyboardInterrupt:
+        pass
+
+
+def _demo_token(ctx: click.Context) -> str:
+    from wekadocs.errors import AuthError
+
+    store = _token_store(ctx)
+    try:
+        store.revoke("demo")
+    except AuthError:
+        pass  # none yet
+    token, _ = store.create("demo", ["docs:read", "metrics:read"])
+    return token
 
 
 # --- sources ------------------------------------------------------------------------
@@ -620,6 +691,61 @@ def sources_remove(ctx: click.Context, name: str, as_json: bool) -> None:
     _emit(as_json, report.as_dict(), [
         f"removed {name}: {report.documents_deleted} documents, {report.sections_deleted} sections, "
         f"{report.vectors_deleted} vectors deleted"])
+
+
+# --- tokens ----------------------------------------------------------------------
+
+
+@cli.group()
+def tokens() -> None:
+    """API tokens for scripts calling /mcp and /metrics (kept in Redis as hashes only)."""
+
+
+def _token_store(ctx: click.Context) -> Any:
+    import redis
+
+    from wekadocs.auth.api_tokens import ApiTokenStore
+
+    client = redis.Redis.from_url(_settings(ctx).effective_redis_url, decode_responses=True,
+                                  socket_timeout=10, socket_connect_timeout=5)
+    return ApiTokenStore(client)
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--scopes", required=True, help="Comma-separated: docs:read (the MCP tools), metrics:read (/metrics).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: name, token, scopes.")
+@click.pass_context
+@_reports_errors
+def tokens_create(ctx: click.Context, name: str, scopes: str, as_json: bool) -> None:
+    """Mint a token and print it once: only its SHA-256 is stored."""
+    token, record = _token_store(ctx).create(name, [s.strip() for s in scopes.split(",") if s.strip()])
+    _emit(as_json, {"name": record.name, "token": token, "scopes": record.scopes}, [
+        f"token {record.name} ({', '.join(record.scopes)}); it is shown only now:", token,
+        f"use it as:  Authorization: Bearer {token}"])
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def tokens_list(ctx: click.Context, as_json: bool) -> None:
+    """The tokens that are valid now (names and scopes; the tokens themselves are not kept)."""
+    listed = _token_store(ctx).list()
+    lines = [f"{t.name:<24} {','.join(t.scopes):<24} created {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(t.created_at))} UTC"
+             for t in listed] or ["no tokens"]
+    _emit(as_json, {"tokens": [t.model_dump() for t in listed]}, lines)
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def tokens_revoke(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Revoke a token: every replica refuses it from its next request on."""
+    record = _token_store(ctx).revoke(name)
+    _emit(as_json, {"revoked": record.name, "scopes": record.scopes}, [f"revoked {record.name}"])
 
 
 # --- queue --------------------------------------------------------------------------

@@ -59,8 +59,12 @@ def load_serve_config(path: Path = SERVE_CONFIG) -> ServeDeploySchema:
 
 
 def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CONFIG) -> ServedApp:
-    """Deploy (or update) the MCP and webhook apps; wait until both answer."""
+    """Deploy (or update) the MCP and webhook apps; wait until both answer.
+
+    The replicas get the settings with the listener actually used, which is
+    what ``WEKADOCS_AUTH=auto`` decides on."""
     schema = load_serve_config(config)
+    settings = settings.model_copy(update={"serve_host": host, "serve_port": port})
     connect(settings, allow_in_process=False)
     serve.start(http_options={"host": host, "port": port})
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -20,14 +20,20 @@ from typing import Any
 
 import anyio.to_thread
 import httpx
+import redis.asyncio
 from mcp.server.transport_security import TransportSecuritySettings
 from ray import serve
 from ray.serve import Application
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import request_response
 
+from serve_apps.auth import UnavailableAs503, edge_auth
 from serve_apps.mcp_tools import build_mcp_server
 from serve_apps.query_metrics import QueryMetrics
+from wekadocs.auth.audit import AuditLog
+from wekadocs.auth.rate_limit import RateLimiter
+from wekadocs.auth.scopes import DOCS_READ, METRICS_READ
 from wekadocs.errors import WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.query.assembly import open_toolbox
@@ -89,22 +95,40 @@ class MCPDeployment:
             return None
 
     def __serve_build_asgi_app__(self) -> Any:
-        mcp = build_mcp_server(self.toolbox, self.metrics)
+        """With authentication on, ``/mcp`` needs a token with ``docs:read``
+        and ``/metrics`` one with ``metrics:read``; ``/health`` stays open
+        (Serve and Kubernetes probe it)."""
+        redis_client = redis.asyncio.Redis.from_url(self.settings.effective_redis_url, decode_responses=True,
+                                                    socket_timeout=5, socket_connect_timeout=5)
+        auth = edge_auth(self.settings, redis_client)
+        audit = AuditLog(redis_client, max_entries=self.settings.audit_max_entries)
+        mcp = build_mcp_server(self.toolbox, self.metrics, auth=auth.settings if auth else None,
+                               token_verifier=auth.verifier if auth else None, audit=audit)
 
         @mcp.custom_route("/health", methods=["GET"])
         async def health(request: Request) -> Response:
             return await _health(self)
 
-        @mcp.custom_route("/metrics", methods=["GET"])
         async def metrics(request: Request) -> Response:
             return await _metrics(self.settings)
 
-        return NoEventStream(mcp.streamable_http_app(
+        mcp.custom_route("/metrics", methods=["GET"])(
+            auth.require(request_response(metrics), METRICS_READ) if auth else metrics)
+        if auth:
+            auth.add_root_metadata(mcp)
+        app = mcp.streamable_http_app(
             streamable_http_path=MCP_PATH,
             stateless_http=True,
             json_response=True,
             transport_security=transport_security(self.settings),
-        ), MCP_PATH)
+        )
+        if auth:
+            auth.limit_rates(app, RateLimiter(redis_client, self.settings.rate_limits),
+                             {MCP_PATH: DOCS_READ, "/metrics": METRICS_READ})
+        # Outermost of the app's middleware, so around the SDK's token check
+        # and inside Starlette's catch-all that would make it a 500.
+        app.add_middleware(UnavailableAs503)
+        return NoEventStream(app, MCP_PATH)
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose graph connection broke is replaced."""

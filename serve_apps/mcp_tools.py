@@ -13,12 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from serve_apps.audit_middleware import AuditCalls
 from serve_apps.query_metrics import QueryMetrics
+from wekadocs.auth.audit import AuditLog
 from wekadocs.errors import StoreError, WekadocsError
 from wekadocs.query.answer import Answer
 from wekadocs.query.engine import MAX_TOP_K
@@ -50,10 +54,15 @@ INSTRUCTIONS = (
 _READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 
 
-def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | None = None) -> MCPServer:
+def build_mcp_server(toolbox: Callable[[], Toolbox], metrics: QueryMetrics | None = None, *,
+                     auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None,
+                     audit: AuditLog | None = None) -> MCPServer:
     """``toolbox`` is called per request, so the server can be built before
-    the stores are reachable and a replica recovers once they are."""
-    mcp: MCPServer = MCPServer(name="wekadocs", instructions=INSTRUCTIONS)
+    the stores are reachable and a replica recovers once they are. With
+    ``auth`` and ``token_verifier`` the SDK requires a bearer token on ``/mcp``;
+    with ``audit`` every tool call is written to the audit stream."""
+    mcp: MCPServer = MCPServer(name="wekadocs", instructions=INSTRUCTIONS, auth=auth, token_verifier=token_verifier,
+                               middleware=[AuditCalls(audit)] if audit else None)
 
     def call(tool: str, **kwargs: Any) -> Answer:
         started = time.perf_counter()

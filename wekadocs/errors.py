@@ -21,6 +21,8 @@ __all__ = [
     "ParseError",
     "QueryError",
     "CypherRejected",
+    "AuthError",
+    "AuthUnavailable",
 ]
 
 
@@ -102,3 +104,13 @@ class CypherRejected(QueryError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"Cypher rejected: {reason}")
+
+
+class AuthError(WekadocsError):
+    """An API token could not be created or revoked (a name taken, unknown, or malformed)."""
+
+
+class AuthUnavailable(WekadocsError):
+    """A bearer token cannot be checked right now (Redis or the issuer's JWKS
+    unreachable): the edge answers 503, not 401, so clients retry rather than
+    discard a good token."""

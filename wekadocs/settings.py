@@ -8,13 +8,24 @@ on 127.0.0.1, Qdrant's engine in-process on disk, and a local Ray cluster.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -25,7 +36,7 @@ from pydantic_settings import (
 from wekadocs.bundled_models import bundled
 from wekadocs.errors import SettingsError
 
-__all__ = ["Settings", "load_settings", "SCHEMA_VERSION", "collection_name"]
+__all__ = ["Settings", "RateLimit", "load_settings", "SCHEMA_VERSION", "collection_name", "is_loopback"]
 
 # The graph/vector schema this code writes. Bump it when node/edge shapes change:
 # vector collections and cache keys are prefixed with it.
@@ -40,6 +51,26 @@ def collection_name(embedding_version: str) -> str:
 
 
 _MEMORY_SIZE = re.compile(r"^[1-9][0-9]*[kmgKMG]$")
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` can only be reached from this machine (127.0.0.0/8,
+    ::1, localhost); ``0.0.0.0`` and every other address or name are not."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class RateLimit(BaseModel):
+    """One scope's token bucket: ``rate`` requests per second refill it, up to ``burst``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: float = Field(gt=0, description="requests per second, sustained")
+    burst: int = Field(ge=1, description="requests a client may make at once after an idle spell")
 
 
 def _env(*names: str, default: Any = None, description: str = "") -> Any:
@@ -163,6 +194,25 @@ class Settings(BaseSettings):
         description="host names MCP clients use besides localhost (others get 421)",
     )
 
+    # --- Authentication, rate limits, audit -----------------------------------
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="bearer tokens on /mcp and /metrics: auto = on unless Serve listens on loopback only",
+    )
+    mcp_resource_url: str | None = Field(
+        None, description="the URL clients use for /mcp, advertised in the protected resource metadata; "
+        "unset = http://<serve_host>:<serve_port>/mcp",
+    )
+    jwt_issuer: str | None = Field(None, description="issuer (iss) of JWT access tokens; unset = API tokens only")
+    jwt_audience: str | None = Field(None, description="audience (aud) a JWT access token must name")
+    jwt_jwks: str | None = Field(None, description="the issuer's signing keys: a JWKS file path or an https URL")
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp/nbf/iat")
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=lambda: {"docs:read": RateLimit(rate=20, burst=60),
+                                 "metrics:read": RateLimit(rate=1, burst=10)},
+        description="token bucket per client and scope, JSON: {scope: {rate: per second, burst: n}}",
+    )
+    audit_max_entries: int = Field(100_000, ge=100, description="tool calls the audit stream keeps (about)")
+
     # --- validation ------------------------------------------------------------
 
     @field_validator("neo4j_uri")
@@ -190,6 +240,21 @@ class Settings(BaseSettings):
         if not 1 <= value <= 65535:
             raise ValueError("must be a TCP port between 1 and 65535")
         return value
+
+    @field_validator("mcp_resource_url", "jwt_issuer")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        return _check_url(value, {"http", "https"})
+
+    @model_validator(mode="after")
+    def _check_jwt(self) -> Settings:
+        """JWT settings come as a set: an issuer without keys would accept nothing,
+        keys without an audience would accept tokens minted for other services."""
+        given = {name: getattr(self, name) for name in ("jwt_issuer", "jwt_audience", "jwt_jwks")}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(self.env_name(n) for n, v in given.items() if not v)
+            raise ValueError(f"JWT access tokens need all of issuer, audience and JWKS; missing {missing}")
+        return self
 
     @field_validator("neo4j_heap", "neo4j_pagecache")
     @classmethod
@@ -253,6 +318,19 @@ class Settings(BaseSettings):
     def dashboard_url(self) -> str | None:
         """Our own head's dashboard; None for an external cluster (its operator knows)."""
         return None if self.ray_address else f"http://127.0.0.1:{self.ray_dashboard_port}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        """``auto`` turns bearer tokens on as soon as Serve listens beyond loopback."""
+        if self.auth == "auto":
+            return not is_loopback(self.serve_host)
+        return self.auth == "on"
+
+    @property
+    def effective_mcp_resource_url(self) -> str:
+        host = "127.0.0.1" if self.serve_host in ("0.0.0.0", "::") else self.serve_host
+        host = f"[{host}]" if ":" in host else host
+        return self.mcp_resource_url or f"http://{host}:{self.serve_port}/mcp"
 
     @property
     def bolt_uri(self) -> str:
@@ -364,7 +442,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 
 def _describe(error: Any) -> tuple[str, str]:
-    location = error.get("loc") or ("?",)
+    location = error.get("loc") or ("settings",)
     field = str(location[0])
     if field in Settings.model_fields:
         name = f"{Settings.env_name(field)} ({field})"

@@ -105,3 +105,34 @@ def test_a_model_that_is_not_bundled_needs_its_vector_size(monkeypatch: pytest.M
     monkeypatch.setenv("WEKADOCS_EMBEDDING_MODEL", "/models/mine")
     with pytest.raises(SettingsError, match="WEKADOCS_EMBEDDING_DIMS"):
         load_settings(None)
+
+
+@pytest.mark.parametrize("auth, host, enabled", [
+    ("auto", "127.0.0.1", False), ("auto", "localhost", False), ("auto", "::1", False), ("auto", "127.0.0.2", False),
+    ("auto", "0.0.0.0", True), ("auto", "::", True), ("auto", "10.1.2.3", True), ("auto", "mcp.example.com", True),
+    ("on", "127.0.0.1", True), ("off", "0.0.0.0", False),
+])
+def test_auth_auto_is_on_unless_serve_listens_on_loopback_only(auth: str, host: str, enabled: bool) -> None:
+    assert load_settings(auth=auth, serve_host=host).auth_enabled is enabled
+
+
+def test_auth_defaults_to_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WEKADOCS_AUTH", raising=False)
+    assert load_settings().auth == "auto"
+    monkeypatch.setenv("WEKADOCS_AUTH", "on")
+    assert load_settings().auth_enabled
+
+
+def test_jwt_settings_come_as_a_set() -> None:
+    with pytest.raises(SettingsError, match="WEKADOCS_JWT_AUDIENCE"):
+        load_settings(jwt_issuer="https://issuer.test", jwt_jwks="/tmp/jwks.json")
+    full = load_settings(jwt_issuer="https://issuer.test", jwt_audience="a", jwt_jwks="/tmp/jwks.json")
+    assert full.jwt_audience == "a"
+
+
+def test_rate_limits_per_scope_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEKADOCS_RATE_LIMITS", '{"docs:read": {"rate": 2, "burst": 5}}')
+    assert load_settings().rate_limits["docs:read"].burst == 5
+    monkeypatch.setenv("WEKADOCS_RATE_LIMITS", '{"docs:read": {"rate": 0, "burst": 5}}')
+    with pytest.raises(SettingsError, match="WEKADOCS_RATE_LIMITS"):
+        load_settings()
