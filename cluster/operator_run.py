@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import yaml
 
 from cluster import processes, services
@@ -60,6 +61,7 @@ from cluster.kuberay_objects import (
 from cluster.processes import free_port, free_ports
 from cluster.ray_head import _ray_cli, prepare_temp_dir
 from cluster.ray_workers import node_port_flags
+from wekadocs.auth.api_tokens import ApiTokenStore
 from wekadocs.errors import WekadocsError
 from wekadocs.settings import Settings, load_settings
 
@@ -360,12 +362,14 @@ def run_service(service: Obj, objects: tuple[Obj, ...], stores: LocalStores, que
         cluster.start()
         cluster.send("PUT", "/api/serve/applications/", config)
         applications = _await_running(cluster, [app["name"] for app in config["applications"]], timeout_s)
-        answer = _search(f"http://127.0.0.1:{port}/mcp", query)
+        url = f"http://127.0.0.1:{port}/mcp"
+        auth = _auth_check(url, service, objects, stores)
+        answer = _search(url, query, auth.pop("token", None))
         names = {node["node_id"]: node["name"] for node in cluster.nodes()}
         replicas = {f"{app}/{name}": sorted(names.get(r["node_id"], r["node_id"]) for r in deployment["replicas"])
                     for app, details in applications.items()
                     for name, deployment in details["deployments"].items()}
-        return {"name": service["metadata"]["name"], "nodes": cluster.nodes(), "url": f"http://127.0.0.1:{port}/mcp",
+        return {"name": service["metadata"]["name"], "nodes": cluster.nodes(), "url": url, "auth": auth,
                 "applications": {app: details["status"] for app, details in applications.items()},
                 "replicas": replicas, "search": answer, "seconds": round(time.monotonic() - started, 1),
                 "pod_restarts": {pod.name: pod.restarts for pod in cluster.pods}}
@@ -388,11 +392,37 @@ def _await_running(cluster: LocalRayCluster, names: list[str], timeout_s: float)
         time.sleep(2)
 
 
-def _search(url: str, query: str) -> dict[str, Any]:
-    from mcp import Client  # the official client, as an LLM host would call
+def _auth_check(url: str, service: Obj, objects: tuple[Obj, ...], stores: LocalStores) -> dict[str, Any]:
+    """Whether the pods' settings turn bearer tokens on (``WEKADOCS_AUTH``,
+    ``WEKADOCS_SERVE_HOST``); if so, a call without a token must get 401, and
+    an API token is minted as an operator would (``wekadocs tokens create``)."""
+    head = service["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    env = container_environment(head, objects, _secret_reader(objects))
+    fields = {"WEKADOCS_AUTH": "auth", "WEKADOCS_SERVE_HOST": "serve_host"}
+    enabled = load_settings(**{field: env[name] for name, field in fields.items() if name in env}).auth_enabled
+    if not enabled:
+        return {"enabled": False}
+    without = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=60,
+                         headers={"Accept": "application/json, text/event-stream"})
+    if without.status_code != 401:
+        raise OperatorRunError(f"auth is on in the pods, yet a call without a token got {without.status_code}")
+    client = redis.Redis.from_url(stores.settings.effective_redis_url)
+    try:
+        token, _ = ApiTokenStore(client).create(f"operator-run-{uuid.uuid4().hex[:6]}", ["docs:read"])
+    finally:
+        client.close()
+    return {"enabled": True, "without_token": without.status_code, "token": token}
+
+
+def _search(url: str, query: str, token: str | None) -> dict[str, Any]:
+    # the official client, as an LLM host would call
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
 
     async def call() -> Any:
-        async with Client(url) as client:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"} if token else None)
+        async with http, Client(streamable_http_client(url, http_client=http)) as client:
             return await client.call_tool("search_documentation", {"query": query, "top_k": 3})
 
     result = asyncio.run(call())
@@ -461,6 +491,7 @@ def summary(report: dict[str, Any]) -> str:
              f"written, embedded per pod {job['embedded_per_pod']}",
              f"RayService {service['name']}: {service['applications']} on "
              f"{', '.join(n['name'] for n in service['nodes'])}; replicas {service['replicas']}",
+             f"bearer tokens {'on (401 without one)' if service['auth']['enabled'] else 'off'}; "
              f"search {service['search']['query']!r}: {service['search']['evidence']} hits, "
              f"top {service['search']['top']}"]
     return "\n".join(lines)

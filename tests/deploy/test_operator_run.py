@@ -89,6 +89,8 @@ def test_the_dev_overlay_runs_as_the_operator_would(short_tmp: Path) -> None:
     assert [n["name"] for n in service["nodes"]] == ["svc-head", "svc-cpu-1"]
     assert service["applications"] == {"wekadocs-mcp": "RUNNING", "wekadocs-webhooks": "RUNNING"}
     assert service["replicas"]["wekadocs-mcp/MCPServer"]
+    # the pods listen beyond loopback (WEKADOCS_SERVE_HOST): bearer tokens are on, as in a cluster
+    assert service["auth"] == {"enabled": True, "without_token": 401}
     search = service["search"]
     assert search["evidence"] > 0 and search["top"] and search["collection"]
     assert left == [], f"processes of the run still running: {left}"
