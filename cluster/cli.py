@@ -281,7 +281,7 @@ def vectors_switch(ctx: click.Context, embedding_version: str, as_json: bool) ->
 
     settings = _settings(ctx)
     report = run_reembed(settings, embedding_version=embedding_version, model=settings.embedding_model,
-                         dims=None, switch=True, rollback=True, say=_say(as_json))
+                         dims=None, switch=True, rollback=True, say=_say(as_json), log_to_driver=not as_json)
     _emit(as_json, report.as_dict(), _reembed_lines(report))
 
 
@@ -315,7 +315,7 @@ def reembed_cmd(ctx: click.Context, embedding_version: str, model: str | None, d
 
     settings = _settings(ctx)
     report = run_reembed(settings, embedding_version=embedding_version, model=model or settings.embedding_model,
-                         dims=dims, switch=not no_switch, say=_say(as_json))
+                         dims=dims, switch=not no_switch, say=_say(as_json), log_to_driver=not as_json)
     _emit(as_json, report.as_dict(), _reembed_lines(report))
 
 
@@ -352,7 +352,7 @@ def ingest(ctx: click.Context, path: Path, version: str, source: str | None, as_
     from cluster.jobs import run_ingest
 
     report = run_ingest(_settings(ctx), path.resolve(), source or path.resolve().name, version,
-                        progress=not as_json)
+                        progress=not as_json, log_to_driver=not as_json)
     payload = report.as_dict()
     lines = [
         f"{report.source} {report.version}: {report.documents_seen} documents seen, "
@@ -377,7 +377,7 @@ def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Compare graph sections with stored vectors; report drift (and repair it)."""
     from cluster.jobs import run_reconcile
 
-    report = run_reconcile(_settings(ctx), repair=repair)
+    report = run_reconcile(_settings(ctx), repair=repair, log_to_driver=not as_json)
     lines = [
         f"{report.collection}: {report.sections} sections, {report.points} vectors",
         f"missing {report.missing}, stale {report.stale}, extra {report.extra}: drift {report.drift_pct:.2f}%",

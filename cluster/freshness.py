@@ -296,6 +296,7 @@ def start_freshness(settings: Settings, *, replace: bool = False,
         running = _handle(settings, name)
         if running is not None and replace:
             _stop(running)
+            _await_gone(settings, [name])  # else get_if_exists below hands back the dying actor
         handles.append(actor.options(  # type: ignore[attr-defined]
             name=name, namespace=settings.ray_namespace, lifetime="detached", get_if_exists=True,
         ).remote(*args))
@@ -303,14 +304,25 @@ def start_freshness(settings: Settings, *, replace: bool = False,
     return {"supervisor": SUPERVISOR, "consumer": CONSUMER}
 
 
-def stop_freshness(settings: Settings) -> list[str]:
+def stop_freshness(settings: Settings, *, wait_s: float = 30.0) -> list[str]:
+    """Stop the actors and return once Ray reports them gone: ``ray.kill``
+    only asks, and a consumer still blocked in its read for a moment would
+    take entries that whoever runs next (a new consumer, an operator's
+    replay) expects to find."""
     stopped = []
     for name in (SUPERVISOR, CONSUMER):
         handle = _handle(settings, name)
         if handle is not None:
             _stop(handle)
             stopped.append(name)
+    _await_gone(settings, stopped, wait_s)
     return stopped
+
+
+def _await_gone(settings: Settings, names: list[str], wait_s: float = 30.0) -> None:
+    deadline = time.monotonic() + wait_s
+    while any(_handle(settings, name) is not None for name in names) and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def _stop(handle: ActorHandle) -> None:

@@ -1,4 +1,9 @@
-"""Job entry points shared by the CLI and `ray job submit`: connect, run, clean up."""
+"""Job entry points shared by the CLI and `ray job submit`: connect, run, clean up.
+
+``log_to_driver=False`` keeps Ray's forwarded worker and raylet lines off
+this process's stdout: a ``--json`` command's last line must be its report,
+and Ray forwards those lines whenever they come, also after the report.
+They stay in the Ray session's logs and the dashboard."""
 
 from __future__ import annotations
 
@@ -18,16 +23,17 @@ from wekadocs.settings import Settings
 __all__ = ["run_ingest", "run_reconcile", "run_reembed"]
 
 
-def run_ingest(settings: Settings, root: Path, source: str, version: str, *, progress: bool) -> IngestReport:
-    connect(settings)
+def run_ingest(settings: Settings, root: Path, source: str, version: str, *, progress: bool,
+               log_to_driver: bool = True) -> IngestReport:
+    connect(settings, log_to_driver=log_to_driver)
     with GraphStore.connect(settings) as graph:
         apply_schema(graph)  # idempotent; a fresh database gets its constraints first
         ingestor = Ingestor(settings, graph, vector_store_for(settings), progress=progress)
         return ingestor.run(root, source=source, version=version)
 
 
-def run_reconcile(settings: Settings, *, repair: bool) -> DriftReport:
-    connect(settings)
+def run_reconcile(settings: Settings, *, repair: bool, log_to_driver: bool = True) -> DriftReport:
+    connect(settings, log_to_driver=log_to_driver)
     with GraphStore.connect(settings) as graph:
         report = reconcile(settings, graph, vector_store_for(settings), repair=repair)
     # What an operator is alerted on: drift left after this run (none once repaired).
@@ -36,10 +42,11 @@ def run_reconcile(settings: Settings, *, repair: bool) -> DriftReport:
 
 
 def run_reembed(settings: Settings, *, embedding_version: str, model: str, dims: int | None, switch: bool,
-                rollback: bool = False, say: Callable[[str], None] = print) -> ReembedReport:
+                rollback: bool = False, say: Callable[[str], None] = print,
+                log_to_driver: bool = True) -> ReembedReport:
     """The re-embed job (``rollback``: only to a collection already recorded, with its own model).
     Its outcome is exported (``wekadocs_reembed_failed``) whatever the failure."""
-    connect(settings)
+    connect(settings, log_to_driver=log_to_driver)
     try:
         with GraphStore.connect(settings) as graph:
             apply_schema(graph)  # the graph's embedding marks may predate re-embedding

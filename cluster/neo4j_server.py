@@ -176,7 +176,8 @@ class Neo4jServer:
         try:
             descriptor = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-                out.write(_quoted(password) + "\n")
+                # "--" ends the options: a password that begins with "-" is still the password
+                out.write('"--"\n' + _quoted(password) + "\n")
             result = subprocess.run(
                 [java, "-Dfile.encoding=UTF-8", "-cp", f"{self.lib_dir}/*", _ADMIN_TOOL,
                  "dbms", "set-initial-password", f"@{argfile}"],

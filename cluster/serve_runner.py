@@ -66,7 +66,9 @@ def deploy(settings: Settings, *, host: str, port: int, config: Path = SERVE_CON
     schema = load_serve_config(config)
     settings = settings.model_copy(update={"serve_host": host, "serve_port": port})
     connect(settings, allow_in_process=False)
-    serve.start(http_options={"host": host, "port": port})
+    # the file's other proxy options (request_timeout_s, keep-alive) with our listener
+    http_options = schema.http_options.model_dump(exclude_unset=True) if schema.http_options else {}
+    serve.start(http_options={**http_options, "host": host, "port": port})
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{local}:{port}"
     prefixes: dict[str, str] = {}

@@ -31,6 +31,7 @@ from starlette.routing import request_response
 from serve_apps.auth import UnavailableAs503, edge_auth
 from serve_apps.mcp_tools import build_mcp_server
 from serve_apps.query_metrics import QueryMetrics
+from serve_apps.request_body import BoundedBody
 from wekadocs.auth.audit import AuditLog
 from wekadocs.auth.rate_limit import RateLimiter
 from wekadocs.auth.scopes import DOCS_READ, METRICS_READ
@@ -45,6 +46,8 @@ __all__ = ["MCPDeployment", "NoEventStream", "application", "MCP_PATH"]
 
 MCP_PATH = "/mcp"
 REOPEN_S = 30.0  # how often a degraded replica tries the vector store again
+# A tool call's arguments are bounded far below this (a query, a path, a few names).
+MAX_BODY_BYTES = 1_000_000
 # Metric families /metrics passes through from the node's Ray metrics agent.
 _EXPORTED = ("ray_wekadocs_query_", "ray_serve_")
 
@@ -128,7 +131,7 @@ class MCPDeployment:
         # Outermost of the app's middleware, so around the SDK's token check
         # and inside Starlette's catch-all that would make it a 500.
         app.add_middleware(UnavailableAs503)
-        return NoEventStream(app, MCP_PATH)
+        return BoundedBody(NoEventStream(app, MCP_PATH), max_bytes=MAX_BODY_BYTES)
 
     def check_health(self) -> None:
         """Serve's health check: a replica whose graph connection broke is replaced."""

@@ -34,12 +34,14 @@ import redis
 from ray import serve
 from ray.serve import Application
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from connectors.git_changes import docs_page
 from connectors.push_payload import GitPush, PayloadError, parse_json
+from serve_apps.request_body import BODY_TIMEOUT_S, BoundedBody
 from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.change_queue import ChangeQueue, QueueFull
 from wekadocs.secrets import SecretStore
@@ -51,7 +53,6 @@ __all__ = ["build_webhook_app", "stored_secret", "WebhookDeployment", "webhook_a
            "push_events"]
 
 MAX_BODY_BYTES = 1_000_000
-BODY_TIMEOUT_S = 10.0  # a forge sends its body at once; a trickle only holds a slot
 MAX_HEADER = 200  # delivery ids, event names: GitHub's are a UUID and a word
 RETRY_AFTER_S = 30
 SecretLookup = Callable[[SourceConfig], str | None]
@@ -93,7 +94,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
         return signed
 
     async def github(request: Request) -> JSONResponse:
-        body = await _body(request, max_body, body_timeout_s)
+        body = await request.body()  # complete already: BoundedBody read it
         delivery = _header(request, "x-github-delivery")
         kind = _header(request, "x-github-event")
         signature = request.headers.get("x-hub-signature-256", "")
@@ -107,7 +108,7 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
         return await _enqueue(queue, sources, GitPush.parse(payload), delivery, triggers)
 
     async def gitlab(request: Request) -> JSONResponse:
-        body = await _body(request, max_body, body_timeout_s)
+        body = await request.body()  # complete already: BoundedBody read it
         token = request.headers.get("x-gitlab-token", "")
         signed = await signed_by(lambda secret: hmac.compare_digest(secret.encode(), token.encode()),
                                  "X-Gitlab-Token")
@@ -133,23 +134,8 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
             Route("/health", health, methods=["GET"]),
         ],
         exception_handlers={Refusal: _refused, PayloadError: _malformed},  # type: ignore[dict-item]
+        middleware=[Middleware(BoundedBody, max_bytes=max_body, timeout_s=body_timeout_s)],
     )
-
-
-async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise Refusal(413, f"body over {limit} bytes")
-    body = b""
-    try:
-        with anyio.fail_after(timeout_s):  # a sender trickling its body (slow-loris) is cut off
-            async for chunk in request.stream():  # a missing or lying Content-Length is caught here
-                body += chunk
-                if len(body) > limit:
-                    raise Refusal(413, f"body over {limit} bytes")
-    except TimeoutError:
-        raise Refusal(408, f"the body did not arrive within {timeout_s:g} s") from None
-    return body
 
 
 def _header(request: Request, name: str, *, required: bool = True) -> str:

@@ -27,12 +27,18 @@ class GraphStore:
         driver: a ready driver; the store closes it in ``close()``.
         database: the database every statement runs against.
         tx_timeout_s: server-side timeout applied to each transaction.
+        write_timeout_s: the same for ``write_all``'s batches (default: ``tx_timeout_s``).
+            Our own write batches (a few dozen pages of sections and entities
+            each) are not the runaway queries the timeout guards against, and on
+            a loaded machine one legitimately outlasts a read's budget.
     """
 
-    def __init__(self, driver: neo4j.Driver, database: str, tx_timeout_s: float) -> None:
+    def __init__(self, driver: neo4j.Driver, database: str, tx_timeout_s: float,
+                 write_timeout_s: float | None = None) -> None:
         self._driver = driver
         self._database = database
         self._timeout = tx_timeout_s
+        self._write_timeout = write_timeout_s or tx_timeout_s
         self.uri = ""
 
     @classmethod
@@ -56,7 +62,7 @@ class GraphStore:
                 # log per minute. The validator reads EXPLAIN plans, not these.
                 notifications_min_severity=neo4j.NotificationMinimumSeverity.OFF,
             )
-        store = cls(driver, settings.neo4j_database, settings.neo4j_tx_timeout_s)
+        store = cls(driver, settings.neo4j_database, settings.neo4j_tx_timeout_s, settings.neo4j_write_timeout_s)
         store.uri = settings.bolt_uri
         try:
             store.read("RETURN 1 AS ok")
@@ -98,7 +104,7 @@ class GraphStore:
         first = statements[0][0] if statements else ""
         with _translated(f"writing a batch starting {_first_line(first)!r}"):
             with self._driver.session(database=self._database) as session:
-                return session.execute_write(_with_timeout(work, self._timeout))
+                return session.execute_write(_with_timeout(work, self._write_timeout))
 
     def run_in_system(self, cypher: LiteralString, **params: Any) -> list[dict[str, Any]]:
         """Run an administration statement against the ``system`` database."""

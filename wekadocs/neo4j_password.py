@@ -40,7 +40,7 @@ def neo4j_password(settings: Settings) -> str:
             "NEO4J_PASSWORD (neo4j_password)",
             "required with NEO4J_URI: an external server's password cannot be generated",
         )])
-    value = LEGACY_DEFAULT if _initialised(settings) else secrets.token_urlsafe(24)
+    value = LEGACY_DEFAULT if _initialised(settings) else secrets.token_hex(24)
     return store.create(SECRET_NAME, value)
 
 

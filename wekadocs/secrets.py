@@ -59,18 +59,11 @@ class SecretStore:
 
     def put(self, name: str, value: str) -> Path:
         """Write (or replace, atomically) secret ``name``, readable by its owner only."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o700)
-        path = self.folder / _checked(name)
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.")  # created 0600
+        path, temporary = self._written(name, value)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(value)
-                out.flush()
-                os.fsync(out.fileno())
             os.replace(temporary, path)
         except OSError as exc:
-            Path(temporary).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
             raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
         return path
 
@@ -79,6 +72,22 @@ class SecretStore:
         stored either way. Two processes racing on a first start agree: the
         file appears at once, complete (a hard link of a written temporary),
         and only the first link succeeds."""
+        path, temporary = self._written(name, value)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process was first: its value counts
+        except OSError as exc:
+            raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
+        finally:
+            temporary.unlink(missing_ok=True)
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(f"cannot read secret {name} from {path}: {exc}") from exc
+
+    def _written(self, name: str, value: str) -> tuple[Path, Path]:
+        """(the secret's path, a complete 0600 temporary beside it holding ``value``)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
         path = self.folder / _checked(name)
@@ -88,17 +97,10 @@ class SecretStore:
                 out.write(value)
                 out.flush()
                 os.fsync(out.fileno())
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process was first: its value counts
         except OSError as exc:
-            raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
-        finally:
             Path(temporary).unlink(missing_ok=True)
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SecretError(f"cannot read secret {name} from {path}: {exc}") from exc
+            raise SecretError(f"cannot write secret {name} to {path}: {exc}") from exc
+        return path, Path(temporary)
 
     def save_from(self, names: Iterable[str | None], environ: Mapping[str, str]) -> list[str]:
         """Copy the named variables that are set in ``environ`` (the operator's

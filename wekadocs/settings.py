@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     neo4j_heap: str = Field("2g", description="JVM heap of our own server")
     neo4j_pagecache: str = Field("1g", description="page cache of our own server")
     neo4j_tx_timeout_s: float = Field(30.0, description="server-side transaction timeout")
+    neo4j_write_timeout_s: float = Field(
+        120.0, description="server-side timeout of our own write batches (ingestion, repair, deletes)")
 
     # --- Redis -----------------------------------------------------------
     redis_url: str | None = _env(
@@ -283,7 +285,8 @@ class Settings(BaseSettings):
             raise ValueError("must be a positive number")
         return value
 
-    @field_validator("neo4j_tx_timeout_s", "start_timeout_s", "max_file_mb", "prometheus_scrape_s")
+    @field_validator("neo4j_tx_timeout_s", "neo4j_write_timeout_s", "start_timeout_s", "max_file_mb",
+                     "prometheus_scrape_s")
     @classmethod
     def _check_positive(cls, value: float) -> float:
         if value <= 0:

@@ -14,6 +14,7 @@ from mcp import Client
 from ray import serve
 
 from cluster import services
+from cluster.freshness import stop_freshness
 from cluster.jobs import run_reconcile, run_reembed
 from cluster.processes import free_port
 from cluster.prometheus_server import RULES_DIR, PrometheusServer
@@ -52,6 +53,7 @@ def served(settings: Settings, ingested: dict[str, int], ray_connection: object)
     app = deploy(settings, host="127.0.0.1", port=free_port())
     yield app
     serve.shutdown()
+    stop_freshness(settings)  # deploy started the consumer: it would read other tests' queue entries
 
 
 def test_prometheus_is_a_recorded_service_with_our_rules(settings: Settings, stack: object) -> None:

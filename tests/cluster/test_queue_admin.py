@@ -22,7 +22,11 @@ def test_dead_letters_are_listed_and_replayed(settings: Settings, stack: object)
                         delivery_id=f"dl-{uuid.uuid4().hex[:8]}")
     try:
         queue.enqueue(event)
-        [delivery] = queue.read(consumer, count=1)
+        read = queue.read(consumer, count=1)
+        stream = queue.streams["normal"]
+        assert len(read) == 1, (client.xinfo_groups(stream), client.xinfo_consumers(stream, queue.group),
+                                client.xrevrange(stream, count=3))
+        [delivery] = read
         assert queue.dead_letter([delivery], "SourceUnavailable: cannot be read") == 1
         client.xadd(queue.streams["normal"], {"event": "{not an event"})
         queue.read(consumer, count=10)  # the bad entry moves aside on reading

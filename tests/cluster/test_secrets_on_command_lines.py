@@ -21,8 +21,8 @@ from wekadocs.graph_store import GraphStore
 from wekadocs.neo4j_password import neo4j_password
 from wekadocs.settings import Settings
 
-# Spaces, quotes, a backslash, '#' and a leading '@': what the @-file must keep literal.
-AWKWARD = '@odd #pass "word" \'x\' \\end'
+# Spaces, quotes, a backslash, '#', a leading '-' and '@': what the @-file must keep literal.
+AWKWARD = '-@odd #pass "word" \'x\' \\end'
 
 
 class CommandLineSampler:

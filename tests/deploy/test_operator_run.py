@@ -67,7 +67,7 @@ def test_the_dev_overlay_runs_as_the_operator_would(short_tmp: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "cluster.operator_run", "--overlay", "dev",
                              "--data-dir", str(run_dir), "--json"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
-    left = _processes_naming(run_dir)
+    left = processes.processes_matching(str(run_dir))
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout)
 
@@ -95,17 +95,3 @@ def test_the_dev_overlay_runs_as_the_operator_would(short_tmp: Path) -> None:
     assert search["evidence"] > 0 and search["top"] and search["collection"]
     assert left == [], f"processes of the run still running: {left}"
     assert "RayService wekadocs: {'wekadocs-mcp': 'RUNNING'" in summary_text(report)
-
-
-def _processes_naming(folder: Path) -> list[str]:
-    name = str(folder).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if name in cmdline and processes.is_alive(int(entry.name)):
-                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace")[:200])
-    return found

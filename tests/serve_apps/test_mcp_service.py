@@ -14,6 +14,7 @@ import ray
 from mcp import Client
 from ray import serve
 
+from cluster.freshness import stop_freshness
 from cluster.processes import free_port
 from cluster.serve_runner import SERVE_CONFIG, ServedApp, deploy, load_serve_config
 from cluster.vector_owner import owner_name
@@ -52,6 +53,7 @@ def served(settings: Settings, ingested: dict[str, int], ray_connection: object)
     app = deploy(settings, host="127.0.0.1", port=free_port())
     yield app
     serve.shutdown()
+    stop_freshness(settings)  # deploy started the consumer: it would read other tests' queue entries
 
 
 def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:
@@ -154,9 +156,9 @@ def test_unknown_host_header_is_refused(served: ServedApp) -> None:
 
 def test_get_on_the_endpoint_is_refused_at_once_so_idle_streams_cannot_hold_the_replica(served: ServedApp) -> None:
     """Stateless MCP sends nothing of its own: a GET would open an event
-    stream that stays silent and holds a request slot. 40 of them at once
-    (more than a replica's max_ongoing_requests) are each answered 405, and a
-    call made beside them is answered."""
+    stream that stays silent and holds a request slot until the client
+    leaves. 40 of them at once are each answered 405, and a call made beside
+    them is answered."""
     headers = {"Accept": "text/event-stream"}
 
     async def go() -> tuple[list[int], Any]:
@@ -180,6 +182,73 @@ def test_health_and_metrics(served: ServedApp) -> None:
         "search_documentation's latency": ("ray_wekadocs_query_tool_latency_ms_count", 'tool="search_documentation"'),
         "stage timings": ("ray_wekadocs_query_stage_ms_count", 'stage="'),
     })
+
+
+def test_idle_and_trickling_clients_do_not_delay_a_call(served: ServedApp) -> None:
+    """100 clients hold connections open: 40 never finish their headers, 40
+    trickle a tool call's body to /mcp and 20 a push to the webhooks, one byte
+    a second. A search made beside them is answered within a second of the
+    same search alone, and each trickler is cut off with 408 at the body
+    deadline instead of holding its slot for as long as it likes."""
+    url = httpx.URL(served.url)
+    host, port = url.host, url.port
+    assert port is not None
+    hooks_path = httpx.URL(served.webhooks_url).path + "/github"
+
+    async def timed_search() -> float:
+        started = time.perf_counter()
+        async with Client(served.url) as client:
+            result = await client.call_tool("search_documentation", {"query": "fixed port for NFS mountd"})
+        assert not result.is_error and result.structured_content["evidence"]
+        return time.perf_counter() - started
+
+    async def idle() -> None:
+        _, writer = await asyncio.open_connection(host, port)
+        writer.write(f"POST {url.path} HTTP/1.1\r\nHost: {host}\r\n".encode())  # and never the end
+        await writer.drain()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            writer.close()
+
+    async def trickle(path: str, extra: str) -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: 500\r\n{extra}\r\n").encode())
+        answer = asyncio.create_task(reader.readline())
+        try:
+            for _ in range(40):  # far past the body deadline
+                if answer.done():
+                    break
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.wait({answer}, timeout=1)
+            status_line = await asyncio.wait_for(answer, timeout=30)
+        except (ConnectionError, asyncio.TimeoutError):
+            return 0
+        finally:
+            writer.close()
+        return int(status_line.split()[1]) if status_line else 0
+
+    async def go() -> tuple[list[float], list[float], list[int]]:
+        await timed_search()  # warm
+        alone = [await timed_search() for _ in range(3)]
+        idlers = [asyncio.create_task(idle()) for _ in range(40)]
+        mcp_accept = "Accept: application/json, text/event-stream\r\n"
+        hook_headers = "X-GitHub-Event: push\r\nX-GitHub-Delivery: slow-1\r\nX-Hub-Signature-256: sha256=00\r\n"
+        tricklers = [asyncio.create_task(trickle(url.path, mcp_accept)) for _ in range(40)]
+        tricklers += [asyncio.create_task(trickle(hooks_path, hook_headers)) for _ in range(20)]
+        await asyncio.sleep(2)  # every connection open, the tricklers routed to the replicas
+        beside = [await timed_search() for _ in range(3)]
+        statuses = await asyncio.gather(*tricklers)
+        for task in idlers:
+            task.cancel()
+        await asyncio.gather(*idlers, return_exceptions=True)
+        return alone, beside, statuses
+
+    alone, beside, statuses = asyncio.run(go())
+    assert sorted(beside)[1] <= sorted(alone)[1] + 1.0, (alone, beside)  # medians
+    assert statuses == [408] * 60, statuses
 
 
 def test_without_the_vector_store_answers_are_degraded_then_recover(served: ServedApp, settings: Settings) -> None:

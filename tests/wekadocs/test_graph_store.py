@@ -75,3 +75,10 @@ def test_server_side_timeout_stops_a_runaway_query(settings: Settings, stack: ob
     quick = settings.model_copy(update={"neo4j_tx_timeout_s": 1.0})
     with GraphStore.connect(quick) as store, pytest.raises(GraphStoreError, match="(?i)timeout|terminated"):
         store.read("UNWIND range(1, 100000000) AS a UNWIND range(1, 100) AS b RETURN count(*) AS n")
+
+
+def test_write_batches_run_under_their_own_timeout(settings: Settings, stack: object) -> None:
+    """A batch of ours gets ``neo4j_write_timeout_s``, not the reads' budget."""
+    patient_reads = settings.model_copy(update={"neo4j_tx_timeout_s": 600.0, "neo4j_write_timeout_s": 1.0})
+    with GraphStore.connect(patient_reads) as store, pytest.raises(GraphStoreError, match="(?i)timeout|terminated"):
+        store.write_all([("UNWIND range(1, 100000000) AS a UNWIND range(1, 100) AS b RETURN count(*) AS n", {})])
