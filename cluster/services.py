@@ -143,12 +143,25 @@ def _scale_workers(settings: Settings, count: int | None, cpus: int | None) -> l
             reports.update({r.name: r for r in pool.map(lambda w: _down_one(settings, w), retire)})
     if wanted:
         with ThreadPoolExecutor(max_workers=len(wanted), thread_name_prefix="workers-up") as pool:
-            futures = [pool.submit(_up_one, settings, w, _status_one(settings, w)) for w in wanted]
+            futures = [pool.submit(_up_worker, settings, w) for w in wanted]
         errors = [future.exception() for future in futures if future.exception() is not None]
         if errors:
             raise errors[0]
         reports.update({future.result().name: future.result() for future in futures})
     return sorted(reports.values(), key=lambda r: int(r.name.removeprefix(WORKER_PREFIX)))
+
+
+def _up_worker(settings: Settings, worker: RayWorker, attempts: int = 3) -> ServiceReport:
+    """``ray start`` gives up when its raylet takes over 30 s to register with
+    the head (a limit Ray hard-codes), as it can on a loaded machine: a worker
+    that did not start is started again, as a kubelet restarts a pod."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _up_one(settings, worker, _status_one(settings, worker))
+        except ServiceStartError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def down(settings: Settings) -> list[ServiceReport]:
