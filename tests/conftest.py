@@ -21,8 +21,12 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
+from ray import serve  # noqa: E402
+
 from cluster import services  # noqa: E402
-from cluster.processes import free_ports  # noqa: E402
+from cluster.freshness import stop_freshness  # noqa: E402
+from cluster.processes import free_port, free_ports  # noqa: E402
+from cluster.serve_runner import ServedApp, deploy  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
 from wekadocs.query.tools import Toolbox  # noqa: E402
 from wekadocs.settings import Settings, load_settings  # noqa: E402
@@ -156,3 +160,12 @@ def graph_fingerprint(graph: GraphStore) -> tuple[object, ...]:
     labels = graph.read("MATCH (n) UNWIND labels(n) AS l RETURN l, count(*) AS c ORDER BY l")
     props = graph.read("MATCH (n:Section) RETURN sum(size(keys(n))) AS k")[0]["k"]
     return nodes, rels, tuple((r["l"], r["c"]) for r in labels), props
+
+
+@pytest.fixture(scope="module")
+def served(settings: Settings, ingested: dict[str, int], ray_connection: object) -> Iterator[ServedApp]:
+    """The MCP and webhook apps on the session stack, for one test module."""
+    app = deploy(settings, host="127.0.0.1", port=free_port())
+    yield app
+    serve.shutdown()
+    stop_freshness(settings)  # deploy started the consumer: it would read other tests' queue entries

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from mcp import Client
-from ray import serve
 
 from cluster import services
-from cluster.freshness import stop_freshness
 from cluster.jobs import run_reconcile, run_reembed
-from cluster.processes import free_port
 from cluster.prometheus_server import RULES_DIR, PrometheusServer
-from cluster.serve_runner import ServedApp, deploy
+from cluster.serve_runner import ServedApp
 from pipelines.reembed import ReembedError
 from tests.cluster.test_alert_rules import alerts
 from tests.conftest import SLICE_VERSION
@@ -46,14 +42,6 @@ def wait_for(settings: Settings, promql: str, accept: Any = bool) -> list[dict[s
         if time.monotonic() > deadline:
             raise AssertionError(f"Prometheus had no acceptable series for {promql} within {DEADLINE_S} s: {result}")
         time.sleep(2)
-
-
-@pytest.fixture(scope="module")
-def served(settings: Settings, ingested: dict[str, int], ray_connection: object) -> Iterator[ServedApp]:
-    app = deploy(settings, host="127.0.0.1", port=free_port())
-    yield app
-    serve.shutdown()
-    stop_freshness(settings)  # deploy started the consumer: it would read other tests' queue entries
 
 
 def test_prometheus_is_a_recorded_service_with_our_rules(settings: Settings, stack: object) -> None:

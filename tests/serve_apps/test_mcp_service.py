@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import ray
 from mcp import Client
-from ray import serve
 
-from cluster.freshness import stop_freshness
-from cluster.processes import free_port
-from cluster.serve_runner import SERVE_CONFIG, ServedApp, deploy, load_serve_config
+from cluster.serve_runner import SERVE_CONFIG, ServedApp, load_serve_config
 from cluster.vector_owner import owner_name
 from serve_apps.mcp_app import REOPEN_S
 from tests.conftest import SLICE_VERSION as VERSION
@@ -46,14 +42,6 @@ CITES = {
     "troubleshoot_error": ALERTS, "explain_architecture": "weka-system-overview/", "disambiguate": NFS,
     "explain_ranking": "licensing/", "show_path": ALERTS, "list_configs_affecting": NFS,
 }
-
-
-@pytest.fixture(scope="module")
-def served(settings: Settings, ingested: dict[str, int], ray_connection: object) -> Iterator[ServedApp]:
-    app = deploy(settings, host="127.0.0.1", port=free_port())
-    yield app
-    serve.shutdown()
-    stop_freshness(settings)  # deploy started the consumer: it would read other tests' queue entries
 
 
 def call(url: str, tool: str, arguments: dict[str, Any]) -> Any:
