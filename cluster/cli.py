@@ -35,6 +35,7 @@ class _State:
     def __init__(self, config: Path | None) -> None:
         self.config = config
         self._settings: Settings | None = None
+        self.report_stream: Any = None  # set by _stdout_for_the_report_only
 
     @property
     def settings(self) -> Settings:
@@ -60,9 +61,30 @@ def _reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _stdout_for_the_report_only(ctx: click.Context, as_json: bool) -> bool:
+    """For a ``--json`` command that runs on Ray: from here on, whatever is written
+    to stdout goes to stderr, and only the report reaches the real stdout.
+
+    Ray's driver prints the errors raylets push (a lost node, a task retried) on
+    stdout from a thread of its own, whatever ``log_to_driver`` says, and may do
+    so after the report; the report must stay the last line. Returns whether
+    the driver should forward worker logs (not in JSON mode)."""
+    if as_json:
+        state = ctx.find_object(_State)
+        sys.stdout.flush()
+        state.report_stream = os.fdopen(os.dup(1), "w")  # type: ignore[union-attr]
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+    return not as_json
+
+
 def _emit(as_json: bool, payload: dict[str, Any], lines: list[str]) -> None:
     if as_json:
-        click.echo(json.dumps(payload, default=str))
+        state = click.get_current_context().find_object(_State)
+        stream = state.report_stream if state is not None else None
+        click.echo(json.dumps(payload, default=str), file=stream)
+        if stream is not None:
+            stream.flush()
     else:
         for line in lines:
             click.echo(line)
@@ -280,8 +302,9 @@ def vectors_switch(ctx: click.Context, embedding_version: str, as_json: bool) ->
     from cluster.jobs import run_reembed
 
     settings = _settings(ctx)
+    forward_logs = _stdout_for_the_report_only(ctx, as_json)
     report = run_reembed(settings, embedding_version=embedding_version, model=settings.embedding_model,
-                         dims=None, switch=True, rollback=True, say=_say(as_json), log_to_driver=not as_json)
+                         dims=None, switch=True, rollback=True, say=_say(as_json), log_to_driver=forward_logs)
     _emit(as_json, report.as_dict(), _reembed_lines(report))
 
 
@@ -314,8 +337,9 @@ def reembed_cmd(ctx: click.Context, embedding_version: str, model: str | None, d
     from cluster.jobs import run_reembed
 
     settings = _settings(ctx)
+    forward_logs = _stdout_for_the_report_only(ctx, as_json)
     report = run_reembed(settings, embedding_version=embedding_version, model=model or settings.embedding_model,
-                         dims=dims, switch=not no_switch, say=_say(as_json), log_to_driver=not as_json)
+                         dims=dims, switch=not no_switch, say=_say(as_json), log_to_driver=forward_logs)
     _emit(as_json, report.as_dict(), _reembed_lines(report))
 
 
@@ -351,8 +375,9 @@ def ingest(ctx: click.Context, path: Path, version: str, source: str | None, as_
     """Ingest a folder of Markdown/HTML: only what changed is re-written and re-embedded."""
     from cluster.jobs import run_ingest
 
+    forward_logs = _stdout_for_the_report_only(ctx, as_json)
     report = run_ingest(_settings(ctx), path.resolve(), source or path.resolve().name, version,
-                        progress=not as_json, log_to_driver=not as_json)
+                        progress=not as_json, log_to_driver=forward_logs)
     payload = report.as_dict()
     lines = [
         f"{report.source} {report.version}: {report.documents_seen} documents seen, "
@@ -377,7 +402,8 @@ def reconcile_cmd(ctx: click.Context, repair: bool, as_json: bool) -> None:
     """Compare graph sections with stored vectors; report drift (and repair it)."""
     from cluster.jobs import run_reconcile
 
-    report = run_reconcile(_settings(ctx), repair=repair, log_to_driver=not as_json)
+    forward_logs = _stdout_for_the_report_only(ctx, as_json)
+    report = run_reconcile(_settings(ctx), repair=repair, log_to_driver=forward_logs)
     lines = [
         f"{report.collection}: {report.sections} sections, {report.points} vectors",
         f"missing {report.missing}, stale {report.stale}, extra {report.extra}: drift {report.drift_pct:.2f}%",

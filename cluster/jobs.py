@@ -1,9 +1,9 @@
 """Job entry points shared by the CLI and `ray job submit`: connect, run, clean up.
 
-``log_to_driver=False`` keeps Ray's forwarded worker and raylet lines off
-this process's stdout: a ``--json`` command's last line must be its report,
-and Ray forwards those lines whenever they come, also after the report.
-They stay in the Ray session's logs and the dashboard."""
+``log_to_driver=False`` keeps Ray's forwarded worker logs out of this
+process's output (a ``--json`` command's; the CLI also moves stdout aside,
+since Ray prints the raylets' error messages there regardless). They stay in
+the Ray session's logs and the dashboard."""
 
 from __future__ import annotations
 

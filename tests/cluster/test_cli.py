@@ -61,6 +61,39 @@ def test_bad_config_file_is_named(tmp_path: Path) -> None:
     assert "WEKADOCS_REDIS_PORT" in result.stderr
 
 
+NOISY_JOB = """
+import os, sys, threading, click
+from cluster import cli
+
+@cli.cli.command("noisy")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def noisy(ctx, as_json):
+    cli._stdout_for_the_report_only(ctx, as_json)
+    print("a line Ray prints from its error thread")
+    os.write(1, b"a line written to fd 1 by native code\\n")
+    cli._emit(as_json, {"ok": True}, ["ok"])
+    late = threading.Thread(target=print, args=("a raylet error after the report",))
+    late.start(); late.join()
+
+cli.cli(["noisy", *sys.argv[1:]])
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_json_report_stays_alone_on_stdout_whatever_else_prints(as_json: bool) -> None:
+    """Ray's driver prints raylet errors on stdout from a thread (a lost node during
+    an ingest did, after the report); a --json command's stdout is its report only."""
+    result = subprocess.run([sys.executable, "-c", NOISY_JOB, *(["--json"] if as_json else [])],
+                            capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr
+    if as_json:
+        assert result.stdout.splitlines() == ['{"ok": true}']
+        assert "after the report" in result.stderr and "native code" in result.stderr
+    else:
+        assert "ok" in result.stdout.splitlines() and "after the report" in result.stdout
+
+
 def test_status_and_schema_against_the_running_stack(settings: Settings, stack: object) -> None:
     env = stack_env(settings)
     status = run("services", "status", "--json", env=env)
