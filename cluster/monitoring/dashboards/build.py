@@ -340,7 +340,7 @@ def cluster() -> Dashboard:
                           "{{application}}/{{deployment}}")],
                   "Each replica process exports its own start: a count above the healthy replicas means "
                   "replicas were replaced (crashes, autoscaling); ServeReplicaRestarts fires on over 3 in "
-                  "15 minutes.", unit="short"),
+                  "15 minutes.", kind="stat", unit="short"),
             Panel("Replica request latency (p95)",
                   [Target("histogram_quantile(0.95, sum by (application, deployment, le) "
                           f"(rate(ray_serve_deployment_processing_latency_ms_bucket[{RATE}])))",
