@@ -237,8 +237,6 @@ class Ingestor:
             report.embeddings_reused += counts.reused
             report.vectors_upserted += counts.upserted
             add_per_node(report.embedded_per_node, counts.per_node)
-            if counts.computed:
-                metrics.embeddings.inc(counts.computed, tags=tags)
         return targets
 
     def _write(self, batches: Iterable[list[DocumentWrite]], gone: list[str], metrics: IngestMetrics,

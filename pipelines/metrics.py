@@ -22,6 +22,8 @@ class IngestMetrics:
                                 tag_keys=(*keys, "outcome"))
         self.embeddings = Counter("wekadocs_ingest_embeddings_computed",
                                   "Section texts embedded (reused vectors not counted).", tag_keys=keys)
+        self.reused = Counter("wekadocs_ingest_embeddings_reused",
+                              "Section texts given the stored vector of an identical text.", tag_keys=keys)
         self.failures = Counter("wekadocs_ingest_failures", "Files that could not be ingested.",
                                 tag_keys=keys)
         self.batch_seconds = Histogram("wekadocs_ingest_batch_seconds",

@@ -99,12 +99,16 @@ class SectionVectors:
         reused = self.vectors.vectors_for_checksums(record.name, list(texts))
         counts.reused = len(reused)
         counts.upserted += self._store(record, rows_of, reused)
+        if reused:
+            metrics.reused.inc(len(reused), tags=tags)
         missing = sorted(((c, t) for c, t in texts.items() if c not in reused), key=lambda ct: -len(ct[1]))
         if progress:
             progress(0, len(missing))
         for checksums, vectors, nodes in self._encode(record.spec, missing, metrics, tags):
             counts.upserted += self._store(record, rows_of, dict(zip(checksums, vectors)))
             counts.computed += len(checksums)
+            if checksums:  # counted as each batch is stored: a long job's progress shows
+                metrics.embeddings.inc(len(checksums), tags=tags)
             for node in nodes:
                 counts.per_node[node] = counts.per_node.get(node, 0) + 1
             if progress:
