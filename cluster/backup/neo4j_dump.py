@@ -33,8 +33,8 @@ from wekadocs.errors import BackupError
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import Settings
 
-__all__ = ["PART", "refuse_external", "graph_summary", "dump", "load", "private_graph", "is_running", "stop",
-           "start", "await_indexes"]
+__all__ = ["PART", "refuse_external", "graph_summary", "dump", "check_archive", "load", "private_graph",
+           "is_running", "stop", "start", "await_indexes"]
 
 PART = "neo4j"
 INDEX_WAIT_S = 600
@@ -103,6 +103,13 @@ def dump(settings: Settings, folder: Path) -> Path:
     return path
 
 
+def check_archive(settings: Settings, folder: Path) -> str:
+    """``neo4j-admin database load --info``: the archive reads as a dump of this
+    release (file count, bytes, format), checked before the server stops."""
+    return _admin(settings, "load --info", "database", "load", "--info", settings.neo4j_database,
+                  f"--from-path={folder}")
+
+
 def load(settings: Settings, folder: Path) -> None:
     """``neo4j-admin database load --overwrite-destination`` of ``folder``'s dump
     into the (stopped) database."""
@@ -141,7 +148,7 @@ def await_indexes(graph: GraphStore, timeout_s: float = INDEX_WAIT_S) -> float:
         time.sleep(0.5)
 
 
-def _admin(settings: Settings, what: str, *args: str) -> None:
+def _admin(settings: Settings, what: str, *args: str) -> str:
     server = Neo4jServer(settings)
     server.prepare()  # the jars and the config the tool reads (data folder location)
     result = subprocess.run(server.admin_command(*args), env={**os.environ, **server.env()}, cwd=server.home,
@@ -149,3 +156,4 @@ def _admin(settings: Settings, what: str, *args: str) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise BackupError(f"neo4j-admin database {what} failed (exit {result.returncode}):\n{tail}")
+    return result.stdout

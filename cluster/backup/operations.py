@@ -12,7 +12,8 @@ only when complete (written under a hidden name, renamed at the end), with
 ``manifest.json``.
 
 **Restore.** Before anything changes: every file's size and SHA-256 is checked
-against the manifest, the Neo4j release must be the backup's, and a stack
+against the manifest, the Neo4j release must be the backup's, the dump must
+read as an archive (``load --info``), and a stack
 holding data is refused unless ``force`` (then a safety backup of it is taken
 first, under ``<data_dir>/backups/``). Then Neo4j is stopped, the dump loaded
 (``--overwrite-destination``), the graph counted on a private port, the
@@ -39,7 +40,7 @@ import redis
 from cluster.backup import neo4j_dump, redis_dump, vector_dump
 from cluster.backup.manifest import Manifest, compare_summaries, file_entry, verify_files
 from cluster.vector_admin import vector_store_session
-from wekadocs.errors import BackupError
+from wekadocs.errors import BackupError, WekadocsError
 from wekadocs.graph_store import GraphStore
 from wekadocs.settings import SCHEMA_VERSION, Settings
 from wekadocs.vectors import VectorStore
@@ -110,6 +111,9 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> Restore
         raise BackupError("this stack's Neo4j is not running: start the stack first (`wekadocs services up`); "
                           "nothing was changed")
     client = _redis(settings)
+    mark = time.monotonic()
+    neo4j_dump.check_archive(settings, folder / neo4j_dump.PART)
+    timings["check_archive"] = time.monotonic() - mark
     with vector_store_session(settings) as store:
         found = populated(settings, store, client)
         safety = None
@@ -125,37 +129,16 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> Restore
             timings["safety_backup"] = time.monotonic() - mark
         down_at = time.monotonic()
         neo4j_dump.stop(settings)
-        mark = time.monotonic()
-        neo4j_dump.load(settings, folder / neo4j_dump.PART)
-        timings["neo4j_load"] = time.monotonic() - mark
-        problems: list[str] = []
-        verified: dict[str, dict[str, Any]] = {}
-        mark = time.monotonic()
-        with neo4j_dump.private_graph(settings) as graph:
-            timings["neo4j_start_and_indexes"] = time.monotonic() - mark
-            mark = time.monotonic()
-            graph_part = neo4j_dump.graph_summary(graph)
-            problems += compare_summaries(neo4j_dump.PART, manifest.parts[neo4j_dump.PART], graph_part)
-            verified[neo4j_dump.PART] = graph_part.content()
-            timings["neo4j_verify"] = time.monotonic() - mark
-            mark = time.monotonic()
-            vector_dump.load(store, folder, manifest.parts[vector_dump.PART])
-            timings["vectors_load"] = time.monotonic() - mark
-            mark = time.monotonic()
-            vectors_part = vector_dump.summary(store)
-            problems += compare_summaries(vector_dump.PART, manifest.parts[vector_dump.PART], vectors_part)
-            verified[vector_dump.PART] = vectors_part.content()
-            timings["vectors_verify"] = time.monotonic() - mark
-            mark = time.monotonic()
-            redis_dump.load(client, folder)
-            redis_part = redis_dump.summary(client)
-            problems += compare_summaries(redis_dump.PART, manifest.parts[redis_dump.PART], redis_part)
-            verified[redis_dump.PART] = redis_part.content()
-            timings["redis_load_and_verify"] = time.monotonic() - mark
-        if problems:
+        try:
+            verified = _load_and_verify(settings, folder, manifest, store, client, timings)
+        except BackupError as exc:
             kept = f"; the data as it was before is in the safety backup {safety}" if safety else ""
-            raise BackupError("the restored data does not match the backup's manifest, so Neo4j is left "
-                              f"stopped (nothing serves it){kept}:\n  " + "\n  ".join(problems))
+            raise BackupError(f"{exc}\nNeo4j is left stopped, so nothing serves data that failed its check{kept}. "
+                              "Fix the cause and restore again (with --force), or start it as it is with "
+                              "`wekadocs services up`") from exc
+        except (WekadocsError, redis.RedisError, OSError) as exc:
+            kept = f"; the data as it was before is in the safety backup {safety}" if safety else ""
+            raise BackupError(f"the restore failed after Neo4j stopped ({exc}); Neo4j is left stopped{kept}") from exc
         mark = time.monotonic()
         neo4j_dump.start(settings)
         with GraphStore.connect(settings) as graph:
@@ -163,6 +146,42 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> Restore
         timings["neo4j_start"] = time.monotonic() - mark
         downtime = time.monotonic() - down_at
     return RestoreReport(folder, manifest, downtime, time.monotonic() - started, verified, safety, timings)
+
+
+def _load_and_verify(settings: Settings, folder: Path, manifest: Manifest, store: VectorStore, client: redis.Redis,
+                     timings: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Load every part (Neo4j stopped), verify each against the manifest while
+    the graph is reachable on a private port only; the verified content."""
+    mark = time.monotonic()
+    neo4j_dump.load(settings, folder / neo4j_dump.PART)
+    timings["neo4j_load"] = time.monotonic() - mark
+    problems: list[str] = []
+    verified: dict[str, dict[str, Any]] = {}
+    mark = time.monotonic()
+    with neo4j_dump.private_graph(settings) as graph:
+        timings["neo4j_start_and_indexes"] = time.monotonic() - mark
+        mark = time.monotonic()
+        graph_part = neo4j_dump.graph_summary(graph)
+        problems += compare_summaries(neo4j_dump.PART, manifest.parts[neo4j_dump.PART], graph_part)
+        verified[neo4j_dump.PART] = graph_part.content()
+        timings["neo4j_verify"] = time.monotonic() - mark
+        mark = time.monotonic()
+        vector_dump.load(store, folder, manifest.parts[vector_dump.PART])
+        timings["vectors_load"] = time.monotonic() - mark
+        mark = time.monotonic()
+        vectors_part = vector_dump.summary(store)
+        problems += compare_summaries(vector_dump.PART, manifest.parts[vector_dump.PART], vectors_part)
+        verified[vector_dump.PART] = vectors_part.content()
+        timings["vectors_verify"] = time.monotonic() - mark
+        mark = time.monotonic()
+        redis_dump.load(client, folder)
+        redis_part = redis_dump.summary(client)
+        problems += compare_summaries(redis_dump.PART, manifest.parts[redis_dump.PART], redis_part)
+        verified[redis_dump.PART] = redis_part.content()
+        timings["redis_load_and_verify"] = time.monotonic() - mark
+    if problems:
+        raise BackupError("the restored data does not match the backup's manifest:\n  " + "\n  ".join(problems))
+    return verified
 
 
 def populated(settings: Settings, store: VectorStore, client: redis.Redis) -> list[str]:

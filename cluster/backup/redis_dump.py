@@ -3,8 +3,9 @@
 
 That is the queue's streams with their consumer group and pending entries,
 the dead letters, the source registry, cursors and statuses, the API tokens
-(hashes only), the audit stream, delivery-id dedupe keys and rate-limit
-buckets (with their TTLs). Key-level rather than the server's RDB file: it
+(hashes only), the audit stream and the delivery-id dedupe keys (with their
+remaining TTLs; keys about to expire, such as rate-limit buckets, are left
+out). Key-level rather than the server's RDB file: it
 works the same on our own Redis and on an external one (``REDIS_URL``),
 takes only our keys from a shared server, and restores without stopping
 Redis.
@@ -42,6 +43,11 @@ QUEUE_STREAMS = ("wekadocs:changes:high", "wekadocs:changes:normal")
 DEAD_LETTERS = "wekadocs:changes:dead"
 SOURCES = "wekadocs:sources"
 TOKENS = "wekadocs:auth:tokens"
+# Keys this close to expiring (rate-limit buckets live seconds) are not worth
+# keeping; the restored stack's check skips keys under half that, so a key
+# kept with its remaining TTL cannot expire between the load and the check.
+SKIP_TTL_MS = 600_000
+CHECK_SKIP_TTL_MS = SKIP_TTL_MS // 2
 
 
 def client_for(settings: Settings) -> redis.Redis:
@@ -56,8 +62,8 @@ def export(client: redis.Redis, backup: Path) -> PartSummary:
     with path.open("w", encoding="utf-8") as out:
         for key in _our_keys(client):
             read = _read_key(client, key, with_dump=True)
-            if read is None:
-                continue  # expired or deleted meanwhile
+            if read is None or 0 < read[1] < SKIP_TTL_MS:
+                continue  # expired or deleted meanwhile, or about to expire
             kind, ttl_ms, payload, content = read
             out.write(json.dumps({"key": _b64(key), "type": kind, "ttl_ms": ttl_ms, "dump": _b64(payload)}) + "\n")
             reads.append((key, kind, content))
@@ -66,11 +72,12 @@ def export(client: redis.Redis, backup: Path) -> PartSummary:
     return part
 
 
-def summary(client: redis.Redis) -> PartSummary:
+def summary(client: redis.Redis, *, skip_ttl_ms: int = CHECK_SKIP_TTL_MS) -> PartSummary:
+    """The same counts and checksums, read from a live Redis (keys about to expire left out)."""
     reads = []
     for key in _our_keys(client):
         read = _read_key(client, key, with_dump=False)
-        if read is not None:
+        if read is not None and not 0 < read[1] < skip_ttl_ms:
             kind, _, _, content = read
             reads.append((key, kind, content))
     return _summarise(reads)
@@ -127,7 +134,10 @@ def _read_key(client: redis.Redis, key: bytes, *, with_dump: bool) -> tuple[str,
         if with_dump:
             pipe.dump(key)
         _queue_content(pipe, key, kind, groups)
-        replies = pipe.execute()
+        try:
+            replies = pipe.execute()
+        except redis.ResponseError:
+            continue  # the key changed type within the transaction: read again
         found, ttl = replies[0].decode(), int(replies[1])
         if found != kind:
             continue  # replaced by a key of another type meanwhile: read again

@@ -1,5 +1,5 @@
-"""The vector part: every collection (the registry ``wekadocs-registry``
-included) and the aliases, exported and loaded through the ``VectorStore``
+"""The vector part: every collection of ours (``sections-*`` and the registry
+``wekadocs-registry``) and our aliases, exported and loaded through the ``VectorStore``
 interface.
 
 Going through the interface rather than copying the engine's files means one
@@ -37,21 +37,29 @@ from wekadocs.settings import Settings
 from wekadocs.vectors import VectorPoint, VectorStore
 from wekadocs.vectors.registry import REGISTRY_COLLECTION, Registry
 
-__all__ = ["PART", "export", "load", "summary", "point_count"]
+__all__ = ["PART", "COLLECTION_PREFIX", "export", "load", "summary", "point_count", "ours"]
 
 PART = "vectors"
+COLLECTION_PREFIX = "sections-"  # wekadocs.settings.collection_name
 _UPSERT_BATCH = 256
+
+
+def ours(store: VectorStore) -> list[str]:
+    """Our collections (a Qdrant server may hold other applications' too): the
+    sections collections and the registry."""
+    return [name for name in store.collections() if name.startswith(COLLECTION_PREFIX) or name == REGISTRY_COLLECTION]
 
 
 def export(store: VectorStore, backup: Path, settings: Settings) -> PartSummary:
     """Write every collection and the aliases under ``backup/vectors``; the summary of what was written."""
     folder = backup / PART
     folder.mkdir(parents=True, exist_ok=True)
-    aliases = store.aliases()
+    aliases = _our_aliases(store)
     (folder / "aliases.json").write_text(json.dumps(aliases, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     part = PartSummary(details={"engine": store.engine, "aliases": aliases, "dims": {}})
     dims_known = _recorded_dims(store, settings)
-    for name in store.collections():
+    names = ours(store)
+    for name in names:
         lines = []
         points_path, vectors_path = folder / f"{name}.points.jsonl", folder / f"{name}.vectors.f32"
         dims = 0
@@ -66,7 +74,7 @@ def export(store: VectorStore, backup: Path, settings: Settings) -> PartSummary:
         part.counts[f"points:{name}"] = len(lines)
         part.checksums[name] = digest_lines(lines)
         part.details["dims"][name] = dims or dims_known.get(name, settings.embedding_dims)
-    part.counts["collections"] = len(store.collections())
+    part.counts["collections"] = len(names)
     part.checksums["aliases"] = hashlib.sha256(canonical(aliases).encode()).hexdigest()
     for path in sorted(folder.iterdir()):
         part.files[f"{PART}/{path.name}"] = file_entry(path)
@@ -75,9 +83,9 @@ def export(store: VectorStore, backup: Path, settings: Settings) -> PartSummary:
 
 def summary(store: VectorStore) -> PartSummary:
     """The same counts and checksums, read from a live store."""
-    aliases = store.aliases()
+    aliases = _our_aliases(store)
     part = PartSummary(details={"engine": store.engine, "aliases": aliases})
-    names = store.collections()
+    names = ours(store)
     for name in names:
         lines = []
         for payload, vector in _all_points(store, name):
@@ -92,7 +100,7 @@ def summary(store: VectorStore) -> PartSummary:
 
 def point_count(store: VectorStore) -> int:
     """Points in every collection but the registry: how "populated" the store is."""
-    return sum(store.count(name) for name in store.collections() if name != REGISTRY_COLLECTION)
+    return sum(store.count(name) for name in ours(store) if name != REGISTRY_COLLECTION)
 
 
 def load(store: VectorStore, backup: Path, part: PartSummary) -> None:
@@ -104,7 +112,7 @@ def load(store: VectorStore, backup: Path, part: PartSummary) -> None:
     aliases: dict[str, str] = json.loads((folder / "aliases.json").read_text(encoding="utf-8"))
     wanted = sorted(name.removeprefix(f"{PART}/").removesuffix(".points.jsonl")
                     for name in part.files if name.endswith(".points.jsonl"))
-    for name in store.collections():
+    for name in ours(store):
         store.drop_collection(name)
     dims = part.details.get("dims", {})
     for name in wanted:
@@ -119,6 +127,10 @@ def load(store: VectorStore, backup: Path, part: PartSummary) -> None:
         store.upsert(name, batch)
     for alias, collection in sorted(aliases.items()):
         store.set_alias(alias, collection)
+
+
+def _our_aliases(store: VectorStore) -> dict[str, str]:
+    return {alias: name for alias, name in store.aliases().items() if alias.startswith(COLLECTION_PREFIX)}
 
 
 def _read_points(folder: Path, name: str, dims: int) -> Iterator[VectorPoint]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cluster.backup import vector_dump
-from cluster.backup.manifest import compare_summaries, verify_files, Manifest
+from cluster.backup.manifest import Manifest, compare_summaries, verify_files
 from wekadocs.settings import load_settings
 from wekadocs.vectors import VectorPoint
 from wekadocs.vectors.edge import QdrantEdgeStore
@@ -39,11 +39,13 @@ def test_export_then_load_into_an_empty_store_gives_the_same_content(tmp_path: P
     assert compare_summaries("vectors", part, vector_dump.summary(source)) == []
 
     target = QdrantEdgeStore(tmp_path / "b")
-    target.create_collection("left-over", 4)  # a restore makes the store equal to the backup
+    target.create_collection("sections-1-left-over.1", 4)  # a restore makes our collections those of the backup
+    target.create_collection("other-app", 4)  # and leaves another application's alone
     vector_dump.load(target, tmp_path / "backup", part)
     restored = vector_dump.summary(target)
     assert compare_summaries("vectors", part, restored) == []
-    assert target.collections() == source.collections()
+    assert vector_dump.ours(target) == vector_dump.ours(source) == source.collections()
+    assert "other-app" in target.collections()
     assert Registry(target, settings.vector_alias).require_serving().name == settings.vector_collection
     query = np.random.default_rng(1).normal(size=settings.embedding_dims).tolist()
     assert [h.id for h in target.search(settings.vector_alias, query, 10)] == \
