@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -84,8 +85,7 @@ def backup(settings: Settings, folder: Path) -> BackupReport:
     folder = folder.expanduser().absolute()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BackupError(f"{folder} exists and is not an empty folder; a backup goes into a new one")
-    client = _redis(settings)
-    with vector_store_session(settings) as store:
+    with closing(_redis(settings)) as client, vector_store_session(settings) as store:
         return _backup(settings, folder, store, client)
 
 
@@ -110,11 +110,10 @@ def restore(settings: Settings, folder: Path, *, force: bool = False) -> Restore
     if not neo4j_dump.is_running(settings):
         raise BackupError("this stack's Neo4j is not running: start the stack first (`wekadocs services up`); "
                           "nothing was changed")
-    client = _redis(settings)
     mark = time.monotonic()
     neo4j_dump.check_archive(settings, folder / neo4j_dump.PART)
     timings["check_archive"] = time.monotonic() - mark
-    with vector_store_session(settings) as store:
+    with closing(_redis(settings)) as client, vector_store_session(settings) as store:
         found = populated(settings, store, client)
         safety = None
         if found and not force:
@@ -267,6 +266,7 @@ def _redis(settings: Settings) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
+        client.close()
         raise BackupError(f"Redis at {settings.effective_redis_url} does not answer ({exc}): start the stack "
                           "first (`wekadocs services up`); nothing was changed") from exc
     return client
