@@ -804,6 +804,51 @@ def _letter_page(event: ChangeEvent | None) -> str:
     return f"{event.source} {event.path!r}" if event else "(not an event)"
 
 
+# --- backup and restore ----------------------------------------------------------------
+
+
+@cli.command("backup")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the report and the manifest).")
+@click.pass_context
+@_reports_errors
+def backup_cmd(ctx: click.Context, directory: Path, as_json: bool) -> None:
+    """Back up the graph (neo4j-admin dump; Neo4j stops meanwhile), the vector
+    collections with their registry and alias, and our Redis keys into DIRECTORY
+    (new or empty), with manifest.json."""
+    from cluster.backup import backup
+
+    report = backup(_settings(ctx), directory)
+    manifest = report.manifest
+    lines = [f"backup written to {report.folder} in {report.seconds:.1f} s; Neo4j was down "
+             f"{report.neo4j_downtime_s:.1f} s",
+             f"consistency point: {manifest.consistency_point} (later writes are not in it)"]
+    lines += [f"{name:<8} " + ", ".join(f"{k} {v}" for k, v in part.counts.items())
+              for name, part in sorted(manifest.parts.items())]
+    _emit(as_json, report.as_dict(), lines)
+
+
+@cli.command("restore")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Replace a stack that holds data (a safety backup of it is taken first).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@_reports_errors
+def restore_cmd(ctx: click.Context, directory: Path, force: bool, as_json: bool) -> None:
+    """Restore a backup made by `wekadocs backup`: files checked first, then the
+    graph, vectors and Redis keys replaced and verified against the manifest."""
+    from cluster.backup import restore
+
+    report = restore(_settings(ctx), directory, force=force)
+    lines = [f"restored {report.folder} (consistency point {report.manifest.consistency_point}) in "
+             f"{report.seconds:.1f} s; Neo4j was down {report.neo4j_downtime_s:.1f} s"]
+    if report.safety_backup:
+        lines.append(f"the data it replaced is in {report.safety_backup} (remove it when satisfied)")
+    lines += [f"verified {name:<8} " + ", ".join(f"{k} {v}" for k, v in part["counts"].items())
+              for name, part in sorted(report.verified.items())]
+    _emit(as_json, report.as_dict(), lines)
+
+
 @cli.command("eval")
 @click.argument("qrels", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--version", "version", default=None, help="Version to search (default: the current version of each source).")

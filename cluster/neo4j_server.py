@@ -211,6 +211,11 @@ class Neo4jServer:
             f"--config-dir={self.home / 'conf'}",
         ]
 
+    def admin_command(self, *args: str) -> list[str]:
+        """``neo4j-admin ARGS`` of this release, for our home and config (run it
+        with ``env()`` and ``cwd=home``): ``database dump``, ``database load``."""
+        return [_require_java(), "-Dfile.encoding=UTF-8", "-cp", f"{self.lib_dir}/*", _ADMIN_TOOL, *args]
+
     def env(self) -> dict[str, str]:
         return {"NEO4J_HOME": str(self.home), "NEO4J_CONF": str(self.home / "conf")}
 

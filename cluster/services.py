@@ -36,7 +36,8 @@ from cluster.redis_server import RedisServer
 from wekadocs.errors import ServiceStartError, WekadocsError
 from wekadocs.settings import Settings
 
-__all__ = ["ServiceReport", "services_for", "workers_for", "up", "down", "status"]
+__all__ = ["ServiceReport", "services_for", "workers_for", "up", "down", "status", "start_one", "stop_one",
+           "status_one"]
 
 
 class LocalServer(Protocol):
@@ -175,6 +176,22 @@ def down(settings: Settings) -> list[ServiceReport]:
     servers = services_for(settings)
     with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="services-down") as pool:
         return list(pool.map(lambda server: _down_one(settings, server), servers)) + stopped
+
+
+def start_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    """Start one service as ``up`` would (nothing else), and wait until it answers."""
+    current = _status_one(settings, server)
+    _refuse_early(server, current)
+    return _up_one(settings, server, current)
+
+
+def stop_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    """Stop one service as ``down`` would (nothing else)."""
+    return _down_one(settings, server)
+
+
+def status_one(settings: Settings, server: LocalServer) -> ServiceReport:
+    return _status_one(settings, server)
 
 
 def _down_one(settings: Settings, server: LocalServer) -> ServiceReport:

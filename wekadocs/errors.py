@@ -23,6 +23,7 @@ __all__ = [
     "CypherRejected",
     "AuthError",
     "AuthUnavailable",
+    "BackupError",
 ]
 
 
@@ -114,3 +115,8 @@ class AuthUnavailable(WekadocsError):
     """A bearer token cannot be checked right now (Redis or the issuer's JWKS
     unreachable): the edge answers 503, not 401, so clients retry rather than
     discard a good token."""
+
+
+class BackupError(WekadocsError):
+    """A backup could not be taken, or a restore was refused or failed its
+    verification; the message says which part and what to do."""
