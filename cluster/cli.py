@@ -681,6 +681,9 @@ def sources_status(ctx: click.Context, as_json: bool) -> None:
         lines.append(f"consumer {consumer['name']}: {consumer['acknowledged']} events applied, "
                      f"{consumer['retry_later']} left for retry, {consumer.get('dead_lettered', 0)} dead-lettered, "
                      f"{consumer['pages']} pages read" + _loop_note(consumer))
+        if consumer.get("store_breaker", "closed") != "closed":
+            lines.append(f"consumer store breaker {consumer['store_breaker']}: a store of ours failed, events wait "
+                         f"in the queue ({'; '.join(consumer.get('last_errors', []))})")
     _emit(as_json, status, lines)
 
 

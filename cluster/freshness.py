@@ -205,8 +205,9 @@ class ChangeConsumerActor:
                                        name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms,
                                        max_deliveries=settings.queue_max_deliveries)
         self.metrics = ConsumerMetrics()
-        self.totals = {"steps": 0, "deliveries": 0, "acknowledged": 0, "retry_later": 0, "dropped": 0,
-                       "dead_lettered": 0, "pages": 0, "documents_changed": 0, "documents_deleted": 0}
+        self.totals = {"steps": 0, "deliveries": 0, "redelivered": 0, "acknowledged": 0, "retry_later": 0,
+                       "dropped": 0, "dead_lettered": 0, "pages": 0, "documents_changed": 0, "documents_deleted": 0}
+        self.store_breaker = "closed"
         self.last_errors: list[str] = []
         self.stopping = threading.Event()
         self.loop = SupervisedThread("consume", self._run, self.stopping)
@@ -231,6 +232,10 @@ class ChangeConsumerActor:
                 self.last_errors = [str(exc)]
                 self.stopping.wait(1)
                 continue
+            self.store_breaker = report.store_breaker
+            if report.store_breaker == "open":  # a store of ours is failing: the entries wait in Redis
+                self.stopping.wait(1)
+                continue
             if not report.deliveries:
                 continue
             self.metrics.step_seconds.observe(time.perf_counter() - started)
@@ -242,7 +247,8 @@ class ChangeConsumerActor:
                 self.totals["documents_deleted"] += ingested.documents_deleted
             if report.retry_later:
                 self.metrics.retried.inc(report.retry_later)
-            for key in ("deliveries", "acknowledged", "retry_later", "dropped", "dead_lettered", "pages"):
+            for key in ("deliveries", "redelivered", "acknowledged", "retry_later", "dropped", "dead_lettered",
+                        "pages"):
                 self.totals[key] += getattr(report, key)
             self.totals["steps"] += 1
             if report.errors:
@@ -250,7 +256,8 @@ class ChangeConsumerActor:
         self.metrics.heartbeat.set(0, tags=beat)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.totals, **self.loop.snapshot(), "name": self.consumer.name, "last_errors": self.last_errors}
+        return {**self.totals, **self.loop.snapshot(), "name": self.consumer.name, "last_errors": self.last_errors,
+                "store_breaker": self.store_breaker}
 
     def stop(self) -> None:
         self.stopping.set()

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -147,8 +148,15 @@ def prepare_temp_dir(service: str, temp_dir: Path, settings: Settings) -> None:
 
 def state_nodes(settings: Settings, token: str) -> list[dict[str, object]]:
     """Every node of our head's cluster, as the dashboard's state API lists it."""
-    response = httpx.get(f"{settings.dashboard_url}/api/v0/nodes", params={"limit": 1000, "detail": "true"},
-                         headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    return state_list(settings, "nodes", token, timeout_s=5)
+
+
+def state_list(settings: Settings, kind: str, token: str, *, timeout_s: float = 30) -> list[dict[str, Any]]:
+    """``kind`` (nodes, actors, tasks...) as our head's state API lists them, with details.
+    Asked of our head by address: ``ray.util.state`` without one refuses to pick
+    when another Ray runs on this machine."""
+    response = httpx.get(f"{settings.dashboard_url}/api/v0/{kind}", params={"limit": 10_000, "detail": "true"},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s)
     response.raise_for_status()
     return list(response.json()["data"]["result"]["result"])
 

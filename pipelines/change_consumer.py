@@ -9,7 +9,10 @@ page back, and applying it twice changes nothing the second time.
 
 A source that cannot be read, or a store that fails, leaves its entries
 unacknowledged: they stay pending and are claimed again after
-``reclaim_idle_ms`` — a retry with a delay, and nothing lost. When a batch
+``reclaim_idle_ms`` — a retry with a delay, and nothing lost. A store of ours
+that fails opens the consumer's store breaker: while it is open, steps read
+nothing (entries wait in the queue, and no delivery count climbs), then one
+trial step goes through (``connectors.circuit_breaker``). When a batch
 fails, its events are applied one by one, so a page that can never be read
 holds back only itself; once such an event has been delivered
 ``max_deliveries`` times it moves to the dead-letter stream
@@ -24,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from connectors.circuit_breaker import BreakerState, CircuitBreaker
 from connectors.source_connector import RateLimited, SourceConnector, SourceUnavailable, read_pages
 from pipelines.ingest import IngestReport, Ingestor, PageChange
 from wekadocs.change_event import ChangeEvent
@@ -43,6 +47,7 @@ class StepReport:
     dropped: int = 0  # for sources that no longer exist
     dead_lettered: int = 0  # failed on their own on their last allowed delivery
     pages: int = 0
+    store_breaker: str = BreakerState.CLOSED.value  # open: nothing was read, a store of ours is failing
     reports: list[IngestReport] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     oldest_event_age_s: float = 0.0  # created -> applied, for the freshness metric
@@ -63,11 +68,14 @@ class ChangeConsumer:
     """Args:
         name: this consumer's name in the group (unique per live consumer).
         connector_for: the connector of a source, kept by the caller.
+        store_breaker: opened by a failing graph or vector store (default: at
+            the first failure, for 5 s before a trial step).
     """
 
     def __init__(self, queue: ChangeQueue, registry: SourceRegistry, ingestor: Ingestor,
                  connector_for: Callable[[SourceConfig], SourceConnector], *, name: str,
-                 batch: int = 64, reclaim_idle_ms: int = 30_000, max_deliveries: int = 5) -> None:
+                 batch: int = 64, reclaim_idle_ms: int = 30_000, max_deliveries: int = 5,
+                 store_breaker: CircuitBreaker | None = None) -> None:
         self.queue = queue
         self.registry = registry
         self.ingestor = ingestor
@@ -76,8 +84,21 @@ class ChangeConsumer:
         self.batch = batch
         self.reclaim_idle_ms = reclaim_idle_ms
         self.max_deliveries = max_deliveries
+        self.store_breaker = store_breaker or CircuitBreaker(failure_threshold=1, reset_timeout_s=5.0)
 
     def step(self, block_ms: int | None = 1000) -> StepReport:
+        if not self.store_breaker.allow():
+            # Reading now would only fail: the entries wait, their delivery counts untouched.
+            return StepReport(store_breaker=self.store_breaker.state.value)
+        report = self._step(block_ms)
+        if (report.reports or report.dropped) and self.store_breaker.state is not BreakerState.OPEN:
+            self.store_breaker.record_success()
+        elif self.store_breaker.state is BreakerState.HALF_OPEN:
+            self.store_breaker.release()  # the trial wrote nothing: no verdict on the stores
+        report.store_breaker = self.store_breaker.state.value
+        return report
+
+    def _step(self, block_ms: int | None) -> StepReport:
         deliveries = self.queue.reclaim(self.name, self.reclaim_idle_ms, count=self.batch)
         if len(deliveries) < self.batch:
             deliveries += self.queue.read(self.name, self.batch - len(deliveries),
@@ -100,6 +121,8 @@ class ChangeConsumer:
         if failure is None:
             return
         report.errors.append(f"{source}: {failure}")
+        if isinstance(failure, StoreError):
+            self.store_breaker.record_failure(str(failure))
         if isinstance(failure, (StoreError, RateLimited)) or len(group) == 1:
             self._retry_or_give_up(group, failure, report)
             return
@@ -112,6 +135,7 @@ class ChangeConsumer:
             report.errors.append(f"{source} {delivery.event.path!r}: {alone}")
             failures.append((delivery, alone))
             if isinstance(alone, StoreError):  # our side is down: the rest would fail the same way
+                self.store_breaker.record_failure(str(alone))
                 failures += [(rest, alone) for rest in group[n + 1:]]
                 break
         # Every page unreadable is the source being down, not each page being poison.

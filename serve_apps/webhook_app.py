@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ from connectors.push_payload import GitPush, PayloadError, parse_json
 from serve_apps.request_body import BODY_TIMEOUT_S, BoundedBody
 from wekadocs.change_event import ChangeEvent, ChangeType, delivery_id
 from wekadocs.change_queue import ChangeQueue, QueueFull
+from wekadocs.errors import StoreError
 from wekadocs.secrets import SecretStore
 from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceConfig, SourceRegistry, repo_key
@@ -56,6 +58,7 @@ MAX_BODY_BYTES = 1_000_000
 MAX_HEADER = 200  # delivery ids, event names: GitHub's are a UUID and a word
 RETRY_AFTER_S = 30
 SecretLookup = Callable[[SourceConfig], str | None]
+log = logging.getLogger(__name__)
 
 
 class Refusal(Exception):
@@ -133,7 +136,8 @@ def build_webhook_app(registry: SourceRegistry, queue: ChangeQueue, *, triggers:
             Route("/gitlab", gitlab, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],
-        exception_handlers={Refusal: _refused, PayloadError: _malformed},  # type: ignore[dict-item]
+        exception_handlers={Refusal: _refused, PayloadError: _malformed,  # type: ignore[dict-item]
+                            StoreError: _unavailable},
         middleware=[Middleware(BoundedBody, max_bytes=max_body, timeout_s=body_timeout_s)],
     )
 
@@ -213,6 +217,14 @@ async def _refused(request: Request, exc: Refusal) -> JSONResponse:
 
 async def _malformed(request: Request, exc: PayloadError) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _unavailable(request: Request, exc: StoreError) -> JSONResponse:
+    """Redis down or restarting: a sender retries later, and nothing of the
+    delivery was queued. The detail (an internal address) stays in our log."""
+    log.warning("webhook refused with 503: %s", exc)
+    return JSONResponse({"error": "the change queue is unavailable; retry later"}, status_code=503,
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 @serve.deployment(name="WebhookServer")

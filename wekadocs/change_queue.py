@@ -286,6 +286,13 @@ class ChangeQueue:
                     lag += int(group.get("lag") or 0)
         return QueueStats(self.depth(), pending, oldest_ms / 1000, lag, self.capacity)
 
+    def held_for(self, source: str) -> int:
+        """Entries of one source still in the lanes, waiting or in flight
+        (acknowledged entries are deleted): 0 once its changes are all applied."""
+        with redis_errors("counting a source's entries"):
+            entries = [fields for stream in self.streams.values() for _, fields in self.client.xrange(stream)]
+        return sum(1 for fields in entries if _source_of(fields) == source)
+
     def _ensure_group(self) -> None:
         for stream in self.streams.values():
             try:
@@ -315,3 +322,10 @@ class ChangeQueue:
                 self.client.xdel(stream, entry_id)
             return None
         return Delivery(stream, entry_id, event, redelivered, deliveries)
+
+
+def _source_of(fields: dict[str, str]) -> str | None:
+    try:
+        return ChangeEvent.model_validate_json(fields["event"]).source
+    except (KeyError, ValidationError):
+        return None  # not an event: the next read moves it aside

@@ -25,11 +25,10 @@ import redis
 from mcp import Client
 from ray import serve
 
-from cluster.freshness import freshness_status, stop_freshness
+from cluster.freshness import freshness_status
 from cluster.jobs import run_reconcile, run_reembed
 from cluster.monitoring.dashboards import build
-from cluster.processes import free_port
-from cluster.serve_runner import ServedApp, deploy
+from cluster.serve_runner import ServedApp
 from cluster.source_admin import SourceAdmin
 from pipelines.reembed import ReembedError
 from serve_apps.mcp_app import application
@@ -113,15 +112,6 @@ def github_push(url: str, repository: str, after: str, added: list[str], deliver
 
 
 @pytest.fixture(scope="module")
-def served(settings: Settings, ingested: dict[str, int], ray_connection: object) -> Iterator[ServedApp]:
-    """The MCP and webhook apps and the freshness actors, as `wekadocs serve` deploys them."""
-    app = deploy(settings, host="127.0.0.1", port=free_port())
-    yield app
-    stop_freshness(settings)  # later modules start their own, with their own settings
-    serve.shutdown()
-
-
-@pytest.fixture(scope="module")
 def workload(settings: Settings, graph: GraphStore, served: ServedApp, slice_root: Path,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     admin = SourceAdmin(settings)
@@ -191,6 +181,15 @@ def workload(settings: Settings, graph: GraphStore, served: ServedApp, slice_roo
                     'ray_wekadocs_query_tool_latency_ms_count{tool="traverse_relationships",outcome="error"}',
                     "ray_wekadocs_query_degraded_answers_total", "ray_wekadocs_query_cypher_rejections_total")),
                     "the query metrics in Prometheus", DEADLINE_S)
+        # The same for the consumer's histograms: one more push once Prometheus holds the series.
+        wait_until(lambda: bool(prometheus(settings, "/api/v1/query",
+                                           query="ray_wekadocs_change_age_seconds_count")["result"]),
+                   "the consumer's metrics in Prometheus", DEADLINE_S)
+        repo.write("docs/late.md", f"# Late {tag}\n\nA page pushed after the first scrape.\n")
+        third = repo.commit("a late page")
+        late = github_push(served.webhooks_url, str(repo.root), third, ["docs/late.md"], f"late-{tag}")
+        assert late.status_code == 202 and late.json()["accepted"] == 1, late.text
+        wait_until(lambda: applied("late.md"), "the late page applied")
         yield {"good": good, "broken": broken, "started": started}
     finally:
         for name in (good, broken):

@@ -37,8 +37,9 @@ import yaml
 from mcp import Client
 
 from cluster import processes, services
+from cluster.chaos.faults import alive_actors as live_actors
+from cluster.chaos.faults import worker_raylet_pid
 from cluster.processes import free_port
-from cluster.ray_head import ray_auth_token
 from cluster.ray_workers import list_nodes
 from cluster.serve_runner import SERVE_CONFIG
 from tests.cluster.test_cli import stack_env
@@ -105,16 +106,8 @@ def nodes(settings: Settings) -> dict[str, dict[str, Any]]:
     return {str(node["name"]): node for node in list_nodes(settings)}
 
 
-def state(settings: Settings, kind: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{settings.dashboard_url}/api/v0/{kind}", params={"limit": 1000, "detail": "true"},
-                         headers={"Authorization": f"Bearer {ray_auth_token()}"}, timeout=30)
-    response.raise_for_status()
-    return list(response.json()["data"]["result"]["result"])
-
-
 def alive_actors(settings: Settings, class_fragment: str) -> list[dict[str, Any]]:
-    return [a for a in state(settings, "actors")
-            if class_fragment in str(a.get("class_name")) and a.get("state") == "ALIVE"]
+    return [a for a in live_actors(settings) if class_fragment in str(a.get("class_name"))]
 
 
 def texts_and_sections(graph: GraphStore, source: str) -> tuple[int, int]:
@@ -182,7 +175,7 @@ def test_a_worker_node_killed_during_an_ingest_loses_no_section(
                     break
                 time.sleep(0.5)
             _, sections = texts_and_sections(graph, "kill")
-            raylet = _raylet_of(multi, "ray-worker-1")
+            raylet = worker_raylet_pid(multi, "ray-worker-1")
             os.kill(raylet, signal.SIGKILL)
             assert done < sections, "the embedding finished before the kill: use a larger tree"
             out, err = job.communicate(timeout=600)
@@ -203,21 +196,6 @@ def test_a_worker_node_killed_during_an_ingest_loses_no_section(
     assert_parity(env)  # one point per section, none missing, none extra
     status = {r["name"]: r["state"] for r in cli(env, "services", "status", "--json")["services"]}
     assert status["ray-worker-1"] == "stopped" and status["ray-worker-2"] == "running"
-
-
-def _raylet_of(settings: Settings, name: str) -> int:
-    """The raylet of our worker node ``name``, found in the process session
-    `services up` recorded for it (never by a name across the machine)."""
-    record = services.read_state(settings, name)
-    assert record and isinstance(record["pid"], int)
-    for pid in processes.session_members(record["pid"]):
-        try:
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            continue
-        if argv0.endswith(b"/raylet"):
-            return pid
-    raise AssertionError(f"no raylet in the session of {name}")
 
 
 def search(url: str, query: str) -> dict[str, Any]:

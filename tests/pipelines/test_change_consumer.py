@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import neo4j
 import pytest
 import ray
 import redis
 
+from cluster.processes import free_port
 from cluster.vector_owner import vector_store_for
+from connectors.circuit_breaker import CircuitBreaker
 from connectors.git_connector import GitConnector
 from connectors.poller import SourcePoller
 from connectors.source_connector import SourceConnector
@@ -217,6 +220,33 @@ def test_a_source_down_for_every_page_sends_nothing_to_dead_letters(rig: Rig, tm
     rig.consumer.reclaim_idle_ms = 0
     assert rig.consumer.step(block_ms=None).acknowledged == 3  # back up: nothing was lost
     assert rig.stored() == rig.expected()
+
+
+def test_a_failing_store_opens_the_breaker_and_the_events_wait_untouched(rig: Rig, encoders: ModelCache) -> None:
+    """Neo4j down (a real driver, nothing listening): the first step fails and
+    opens the store breaker; while it is open nothing is read, so no delivery
+    count climbs towards the dead letters; the trial step after the timeout
+    applies everything once the store is back."""
+    rig.poller.poll()
+    driver = neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{free_port()}", auth=("neo4j", "unused"),
+                                        connection_timeout=1, max_transaction_retry_time=0)
+    down = Ingestor(rig.settings, GraphStore(driver, "neo4j", 5), rig.vectors, progress=False, encoders=encoders)
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_s=5, clock=lambda: now[0])
+    consumer = ChangeConsumer(rig.queue, rig.registry, down, rig.consumer.connector_for, name="c-down",
+                              reclaim_idle_ms=0, max_deliveries=1, store_breaker=breaker)
+    failed = consumer.step(block_ms=None)
+    assert (failed.deliveries, failed.acknowledged, failed.retry_later, failed.dead_lettered) == (3, 0, 3, 0)
+    assert failed.store_breaker == "open" and "unreachable" in failed.errors[0], failed
+    held = consumer.step(block_ms=None)
+    assert (held.deliveries, held.store_breaker) == (0, "open")
+    assert rig.queue.stats().pending == 3 and rig.queue.dead_letter_list() == []
+    consumer.ingestor = rig.consumer.ingestor  # Neo4j is back
+    now[0] = 6.0
+    trial = consumer.step(block_ms=None)
+    assert (trial.redelivered, trial.acknowledged, trial.dead_lettered, trial.store_breaker) == (3, 3, 0, "closed")
+    assert rig.stored() == rig.expected()
+    driver.close()
 
 
 def test_events_of_a_removed_source_are_dropped(rig: Rig) -> None:

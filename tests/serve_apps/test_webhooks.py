@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from cluster.processes import free_port
 from serve_apps.webhook_app import build_webhook_app
 from wekadocs.change_queue import ChangeQueue
 from wekadocs.settings import Settings
@@ -134,6 +135,18 @@ def test_a_full_queue_answers_503_with_retry_after(parts) -> None:  # type: igno
     refused = post(registry, queue, "/github", *github(PUSH, delivery="d-b"))
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
     assert queue.stats().depth == 4  # what was accepted stays; nothing of the refused delivery was added
+
+
+def test_redis_down_answers_503_with_retry_after_and_no_internal_detail(parts) -> None:  # type: ignore[no-untyped-def]
+    """The registry read through a real client on a port where no Redis
+    listens fails before anything is checked: the sender is told to retry later."""
+    _, queue, _ = parts
+    client = redis.Redis(port=free_port(), socket_connect_timeout=1, decode_responses=True)
+    refused = post(SourceRegistry(client), queue, "/github", *github(PUSH))
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert refused.json() == {"error": "the change queue is unavailable; retry later"}
+    assert queue.stats().depth == 0
+    client.close()
 
 
 def test_a_delivery_that_does_not_fit_is_refused_whole(parts) -> None:  # type: ignore[no-untyped-def]

@@ -48,6 +48,16 @@ def test_an_event_goes_round_trip_and_is_gone_once_acknowledged(queue: ChangeQue
     assert queue.read("c1") == []
 
 
+def test_a_sources_entries_are_held_until_acknowledged(queue: ChangeQueue) -> None:
+    other = ChangeEvent(source="other", path="c.md", change="modified", delivery_id=uuid.uuid4().hex)
+    queue.enqueue_all([event("a.md"), event("b.md", priority="high"), other])
+    assert (queue.held_for("docs"), queue.held_for("other"), queue.held_for("none")) == (2, 1, 0)
+    read = queue.read("c1", count=10)
+    assert queue.held_for("docs") == 2  # in flight is still held
+    queue.ack([d for d in read if d.event.source == "docs"])
+    assert (queue.held_for("docs"), queue.held_for("other")) == (0, 1)
+
+
 def test_the_high_lane_is_read_first(queue: ChangeQueue) -> None:
     queue.enqueue(event("slow.md"))
     queue.enqueue(event("urgent.md", priority="high"))
