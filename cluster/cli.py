@@ -856,22 +856,35 @@ def restore_cmd(ctx: click.Context, directory: Path, force: bool, as_json: bool)
 @click.argument("qrels", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--version", "version", default=None, help="Version to search (default: the current version of each source).")
 @click.option("--k", default=10, show_default=True, help="Cut-off for nDCG, Recall and MRR.")
+@click.option("--folds", type=click.IntRange(min=2), default=None,
+              help="Cross-validate: K folds (stratified by kind), the hybrid blend chosen on the other folds.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the fold assignment (with --folds).")
 @click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the scores.")
 @click.pass_context
 @_reports_errors
-def eval_cmd(ctx: click.Context, qrels: Path, version: str | None, k: int, as_json: bool) -> None:
-    """Score the hybrid engine and its keyword-only and vector-only baselines on a qrels file."""
+def eval_cmd(ctx: click.Context, qrels: Path, version: str | None, k: int, folds: int | None, seed: int,
+             as_json: bool) -> None:
+    """Score the hybrid engine and its keyword-only and vector-only baselines on a qrels file;
+    with --folds K, also per fold, the hybrid's blend weights tuned on the other folds."""
     from cluster.ray_runtime import connect
     from cluster.vector_owner import vector_store_for
     from wekadocs.query.assembly import open_toolbox
+    from wekadocs.query.cross_validation import assign_folds, cross_validate
     from wekadocs.query.evaluation import BASELINES, evaluate_engine, load_qrels
 
     settings = _settings(ctx)
     questions = load_qrels(qrels)
+    if folds is not None:
+        assign_folds(questions, folds, seed)  # a bad --folds fails before connecting
     connect(settings, allow_in_process=False)
     toolbox = open_toolbox(settings, vector_store_for(settings))
     started = time.perf_counter()
-    results = evaluate_engine(toolbox.engine, questions, version=version, k=k)
+    report = None
+    if folds is None:
+        results = evaluate_engine(toolbox.engine, questions, version=version, k=k)
+    else:
+        report = cross_validate(toolbox.engine, questions, folds, version=version, k=k, seed=seed)
+        results = report.full
     best = max(BASELINES, key=lambda name: results[name][0].ndcg)
     hybrid = results["hybrid"][0]
     ratio = hybrid.ndcg / results[best][0].ndcg if results[best][0].ndcg else float("inf")
@@ -881,12 +894,36 @@ def eval_cmd(ctx: click.Context, qrels: Path, version: str | None, k: int, as_js
            for name, (s, _) in results.items()},
         "best_baseline": best, "hybrid_vs_best_baseline": round(ratio, 3),
         "per_question": {qid: round(s.ndcg, 4) for qid, s in results["hybrid"][1].items()},
-        "seconds": round(time.perf_counter() - started, 1),
     }
     lines = [f"{len(questions)} questions from {qrels}, cut-off {k}", f"{'system':<8} nDCG   Recall MRR"]
     lines += [f"{name:<8} {s.ndcg:.3f}  {s.recall:.3f}  {s.mrr:.3f}" for name, (s, _) in results.items()]
     lines.append(f"hybrid / best baseline ({best}) nDCG@{k}: {ratio:.3f}x")
+    if report is not None:
+        payload["folds"] = report.as_dict()
+        lines += _fold_lines(report, k)
+    payload["seconds"] = round(time.perf_counter() - started, 1)
     _emit(as_json, payload, lines)
+
+
+def _fold_lines(report: Any, k: int) -> list[str]:
+    folds = report.as_dict()
+    systems = folds["systems"]
+    lines = [f"{folds['k']} folds (seed {folds['seed']}, stratified by {folds['stratified_by'] or 'nothing'}, "
+             f"sizes {folds['sizes']}); hybrid's blend chosen on the other folds from {folds['grid_points']} "
+             f"by nDCG@{k}; hybrid_shipped = the weights as shipped",
+             f"{'system':<15} nDCG          Recall        MRR           nDCG per fold"]
+    for name, figures in systems.items():
+        mean, spread = figures["mean"], figures["spread"]
+        cells = "  ".join(f"{mean[m]:.3f}±{spread[m]:.3f}" for m in ("ndcg", "recall", "mrr"))
+        lines.append(f"{name:<15} {cells}  " + " ".join(f"{f['ndcg']:.3f}" for f in figures["per_fold"]))
+    best = max(("keyword", "vector"), key=lambda name: systems[name]["mean"]["ndcg"])
+    if systems[best]["mean"]["ndcg"]:
+        lines.append(f"cross-validated hybrid / best baseline ({best}) nDCG@{k}: "
+                     f"{systems['hybrid']['mean']['ndcg'] / systems[best]['mean']['ndcg']:.3f}x")
+    for choice in folds["parameters"]:
+        weights = ", ".join(f"{name} {w:.3f}" for name, w in choice["weights"].items())
+        lines.append(f"fold {choice['fold']}: {weights}")
+    return lines
 
 
 def main() -> None:

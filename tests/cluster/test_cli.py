@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SLICE_FOLDERS
 from wekadocs.settings import Settings
 
 WEKADOCS = str(Path(sys.executable).with_name("wekadocs"))
@@ -138,6 +139,40 @@ def test_eval_scores_the_engine_and_both_baselines(settings: Settings, ingested:
     assert set(scores) >= {"hybrid", "keyword", "vector", "rrf", "best_baseline", "hybrid_vs_best_baseline"}
     assert scores["hybrid"]["recall"] == 1.0  # both answers are in the top ten
     assert scores["best_baseline"] in ("keyword", "vector")
+
+
+LABELLED = Path(__file__).resolve().parents[2] / "perf" / "eval" / "questions-4.4.jsonl"
+
+
+def test_eval_folds_cross_validates_every_system(settings: Settings, ingested: dict[str, int],
+                                                 tmp_path: Path) -> None:
+    """The labelled questions whose answers lie in the ingested slice, in 3 folds."""
+    lines = [line for line in LABELLED.read_text().splitlines()
+             if line.strip() and all(r["path"].startswith(SLICE_FOLDERS) for r in json.loads(line)["relevant"])]
+    assert len(lines) >= 9
+    qrels = tmp_path / "slice-labelled.jsonl"
+    qrels.write_text("\n".join(lines[:12]) + "\n")
+    env = stack_env(settings)
+    plain = run("eval", str(qrels), "--version", "9.9", "--json", env=env)
+    folded = run("eval", str(qrels), "--version", "9.9", "--folds", "3", "--json", env=env)
+    assert plain.returncode == 0 and folded.returncode == 0, (plain.stderr + folded.stderr)[-2000:]
+    before, after = json.loads(plain.stdout.splitlines()[-1]), json.loads(folded.stdout.splitlines()[-1])
+    assert "folds" not in before
+    for name in ("hybrid", "rrf", "keyword", "vector", "best_baseline", "per_question"):
+        assert after[name] == before[name], name  # without tuning, the same figures as plain eval
+    folds = after["folds"]
+    assert folds["k"] == 3 and sum(folds["sizes"]) == min(12, len(lines)) and folds["stratified_by"] == "kind"
+    assert set(folds["systems"]) == {"hybrid", "hybrid_shipped", "rrf", "keyword", "vector"}
+    for figures in folds["systems"].values():
+        assert len(figures["per_fold"]) == 3
+        assert set(figures["mean"]) == set(figures["spread"]) == {"ndcg", "recall", "mrr"}
+    shipped = folds["systems"]["hybrid_shipped"]["per_fold"]
+    assert sum(f["ndcg"] * n for f, n in zip(shipped, folds["sizes"])) / sum(folds["sizes"]) == \
+        pytest.approx(before["hybrid"]["ndcg"], abs=1e-3)
+    assert [p["fold"] for p in folds["parameters"]] == [0, 1, 2]
+    assert all(set(p["weights"]) == set(folds["parameters"][0]["weights"]) for p in folds["parameters"])
+    refused = run("eval", str(qrels), "--folds", "99", env=env)
+    assert refused.returncode == 1 and "--folds must be from 2" in refused.stderr
 
 
 def test_eval_names_a_bad_qrels_line(settings: Settings, stack: object, tmp_path: Path) -> None:

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from wekadocs.errors import QueryError
-from wekadocs.query.evaluation import Judgement, load_qrels, normalize_heading, score_ranking
+from wekadocs.query.engine import SearchResult, one_per_heading
+from wekadocs.query.evaluation import SYSTEMS, Judgement, load_qrels, normalize_heading, score_ranking, system_ranking
+from wekadocs.query.retrieval import Candidate
+from wekadocs.query.scope import Scope
 
 J = [Judgement(path="a.md", heading="Configure the *mountd* port", grade=2),
      Judgement(path="b.md", heading="Required ports", grade=1)]
@@ -60,3 +63,30 @@ def test_the_dev_set_loads() -> None:
     questions = load_qrels(dev)
     assert len(questions) == 30
     assert all(q.relevant for q in questions)
+
+
+def _part(section_id: str, heading: str, score: float, keyword_rank: int) -> Candidate:
+    details = {"document_id": "d-" + heading, "anchor": heading.lower(), "heading": heading, "path": "p.md"}
+    return Candidate(section_id, bm25=100.0 - keyword_rank, keyword_rank=keyword_rank, rrf=1 / (61 + keyword_rank),
+                     details=details, score=score)
+
+
+def test_a_baseline_picks_a_split_sections_part_by_its_own_score_not_the_blend() -> None:
+    """Section "Split" has two parts: the keyword retriever ranks part one
+    first, the blend prefers part two, which BM25 ranks 16th. Ordering the
+    engine's answer (one part per section, picked by the blend) by BM25 put
+    "Split" 16th, out of the top ten; the keyword baseline must put it first."""
+    split_one, split_two = _part("s1", "Split", 0.1, 0), _part("s2", "Split", 0.9, 15)
+    others = [_part(f"o{rank:02}", f"Other {rank}", 0.5, rank) for rank in range(1, 15)]
+    candidates = sorted([split_one, split_two, *others], key=lambda c: (-c.score, c.section_id))
+    found = SearchResult(one_per_heading(candidates), Scope(None, (), "", ()), {}, 0.0, [], candidates)
+    label = [Judgement(path="p.md", heading="Split", grade=2)]
+
+    old = [(c.details["path"], c.details["heading"]) for c in sorted(found.ranked, key=SYSTEMS["keyword"]["order"])]
+    assert score_ranking(old, label).recall == 0.0  # the unfair ranking this replaces
+
+    keyword = system_ranking("keyword", found)
+    assert keyword[0] == ("p.md", "Split") and keyword.count(("p.md", "Split")) == 1
+    assert score_ranking(keyword, label).mrr == 1.0
+    assert system_ranking("rrf", found)[0] == ("p.md", "Split")
+    assert system_ranking("hybrid", found)[0] == ("p.md", "Split")  # the engine's own pick: part two, first

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -36,7 +36,8 @@ from wekadocs.query.templates import template
 from wekadocs.vectors import VectorStore
 from wekadocs.vectors.serving import ServingModel
 
-__all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K", "check_query", "check_top_k", "evidence_of"]
+__all__ = ["QueryEngine", "Scope", "SearchResult", "MAX_TOP_K", "check_query", "check_top_k", "evidence_of",
+           "heading_key", "one_per_heading"]
 
 MAX_TOP_K = 50
 KEYWORD_DEPTH = 50  # keyword hits taken into the pool
@@ -47,11 +48,16 @@ SCOPE_CACHE_ENTRIES = 256  # version and page lists kept, by source versions and
 
 @dataclass
 class SearchResult:
+    """``ranked``: the answer, one part per split section. ``candidates``: the
+    whole pool in scope, every part of a split section, in the same order
+    (``wekadocs eval`` ranks its baselines from it by their own scores)."""
+
     ranked: list[Candidate]
     scope: Scope
     diagnostics: dict[str, Any]
     confidence: float
     terms: list[str]
+    candidates: list[Candidate] = field(default_factory=list)
 
     def evidence(self, top_k: int) -> list[Evidence]:
         return [evidence_of(c, self.terms) for c in self.ranked[:top_k]]
@@ -182,11 +188,12 @@ class QueryEngine:
                 pool.by_id[section_id].cosine = score
         with _timed(stages, "rank"):
             terms = content_terms(query)
-            ranked = _one_per_heading(score_candidates(candidates, terms, query, self._word_set))
+            scored = score_candidates(candidates, terms, query, self._word_set)
+            ranked = one_per_heading(scored)
         diagnostics.update(version=scope.version, scope=scope.as_dict(), candidates=len(pool), seeds_keyword=sum(
             1 for c in pool.by_id.values() if c.keyword_rank is not None), seeds_vector=sum(
             1 for c in pool.by_id.values() if c.vector_rank is not None))
-        return SearchResult(ranked, scope, diagnostics, confidence(ranked), terms)
+        return SearchResult(ranked, scope, diagnostics, confidence(ranked), terms, scored)
 
     def _keyword(self, query: str, scope: Scope) -> list[tuple[str, float]]:
         lucene = lucene_query(query)
@@ -295,12 +302,19 @@ def check_top_k(top_k: int) -> int:
     return top_k
 
 
-def _one_per_heading(ranked: list[Candidate]) -> list[Candidate]:
-    """A long section split into parts shows once, as its best part."""
+def heading_key(candidate: Candidate) -> tuple[str, str, str]:
+    """What the parts of one split section share."""
+    d = candidate.details
+    return (str(d.get("document_id")), str(d.get("anchor")), str(d.get("heading")))
+
+
+def one_per_heading(ranked: list[Candidate]) -> list[Candidate]:
+    """A long section split into parts shows once, as its best part in
+    ``ranked``'s order (whichever order that is)."""
     seen: set[tuple[str, str, str]] = set()
     kept = []
     for c in ranked:
-        key = (str(c.details.get("document_id")), str(c.details.get("anchor")), str(c.details.get("heading")))
+        key = heading_key(c)
         if key not in seen:
             seen.add(key)
             kept.append(c)

@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from wekadocs.errors import QueryError
-from wekadocs.query.engine import QueryEngine, evidence_of
+from wekadocs.query.engine import QueryEngine, SearchResult, evidence_of, one_per_heading
 
 __all__ = ["Judgement", "Question", "load_qrels", "normalize_heading", "score_ranking", "evaluate", "Scores",
-           "SYSTEMS", "BASELINES", "evaluate_engine"]
+           "mean_scores", "SYSTEMS", "BASELINES", "system_ranking", "evaluate_engine"]
 
 
 class Judgement(BaseModel):
@@ -88,12 +88,12 @@ def score_ranking(results: Sequence[tuple[str, str]], relevant: Sequence[Judgeme
     counts once, at its first place.
     """
     grades = {(j.path, normalize_heading(j.heading)): j.grade for j in relevant if j.grade > 0}
-    seen: list[tuple[str, str]] = []
+    seen: dict[tuple[str, str], None] = {}
     for path, heading in results:
-        key = (path, normalize_heading(heading))
-        if key not in seen:
-            seen.append(key)
-    top = seen[:k]
+        seen.setdefault((path, normalize_heading(heading)))
+        if len(seen) == k:
+            break
+    top = list(seen)
     dcg = sum(grades.get(key, 0) / math.log2(rank + 2) for rank, key in enumerate(top))
     ideal = sorted(grades.values(), reverse=True)[:k]
     idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
@@ -110,17 +110,22 @@ def evaluate(questions: Iterable[Question], rank: Callable[[str], Sequence[tuple
              k: int = 10) -> tuple[Scores, dict[str, Scores]]:
     """Mean scores of a ranking function over the questions, and each question's."""
     per_question = {q.id: score_ranking(rank(q.query), q.relevant, k) for q in questions}
-    n = len(per_question) or 1
-    mean = Scores(
-        ndcg=sum(s.ndcg for s in per_question.values()) / n,
-        recall=sum(s.recall for s in per_question.values()) / n,
-        mrr=sum(s.mrr for s in per_question.values()) / n,
-    )
-    return mean, per_question
+    return mean_scores(per_question.values()), per_question
 
 
-# How each system orders the same candidates: the hybrid engine by its blended
-# score; the baselines by one raw signal, with no graph stage.
+def mean_scores(scores: Iterable[Scores]) -> Scores:
+    held = list(scores)
+    n = len(held) or 1
+    return Scores(ndcg=sum(s.ndcg for s in held) / n, recall=sum(s.recall for s in held) / n,
+                  mrr=sum(s.mrr for s in held) / n)
+
+
+# How each system is searched and how it orders what it found: the hybrid
+# engine by its blended score; each baseline by its one raw signal, with no
+# graph stage. A baseline orders the whole pool (every part of a split
+# section) by its own signal and only then keeps each section's best part, as
+# the engine does by its blend: ordering the engine's answer instead would let
+# the blend pick which part of a section a baseline shows.
 SYSTEMS: dict[str, dict[str, Any]] = {
     "hybrid": {"search": {}, "order": None},
     "rrf": {"search": {"use_graph": False}, "order": lambda c: (-c.rrf, c.section_id)},
@@ -132,17 +137,21 @@ SYSTEMS: dict[str, dict[str, Any]] = {
 BASELINES = ("keyword", "vector")
 
 
+def system_ranking(name: str, found: SearchResult) -> list[tuple[str, str]]:
+    """The (path, heading) list system ``name`` answers with, from a search
+    run with that system's switches (``SYSTEMS[name]["search"]``)."""
+    order = SYSTEMS[name]["order"]
+    ranked = one_per_heading(sorted(found.candidates, key=order)) if order else found.ranked
+    return [(e.path, e.heading) for e in (evidence_of(c, []) for c in ranked)]
+
+
 def evaluate_engine(engine: QueryEngine, questions: Sequence[Question], *, version: str | None = None,
                     k: int = 10, systems: Sequence[str] = tuple(SYSTEMS)) -> dict[str, tuple[Scores, dict[str, Scores]]]:
     """Each system's mean and per-question scores over the same questions."""
     results = {}
     for name in systems:
-        system = SYSTEMS[name]
-
-        def rank(query: str, system: dict[str, Any] = system) -> list[tuple[str, str]]:
-            found = engine.search(query, version=version, top_k=k, **system["search"])
-            ranked = sorted(found.ranked, key=system["order"]) if system["order"] else found.ranked
-            return [(e.path, e.heading) for e in (evidence_of(c, []) for c in ranked)]
+        def rank(query: str, name: str = name) -> list[tuple[str, str]]:
+            return system_ranking(name, engine.search(query, version=version, top_k=k, **SYSTEMS[name]["search"]))
 
         results[name] = evaluate(questions, rank, k)
     return results

@@ -16,11 +16,11 @@ a ranking within a version stays as it was.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from wekadocs.query.retrieval import Candidate
 
-__all__ = ["WEIGHTS", "FEATURES", "score_candidates", "confidence", "word_set"]
+__all__ = ["WEIGHTS", "FEATURES", "blend", "order_key", "score_candidates", "confidence", "word_set"]
 
 _TUNED = {"semantic": 0.38, "keyword": 0.19, "heading": 0.09, "coverage": 0.19, "graph": 0.05, "entity": 0.05}
 WEIGHTS: dict[str, float] = {name: round(weight / sum(_TUNED.values()), 6) for name, weight in _TUNED.items()}
@@ -39,12 +39,26 @@ def _share(terms: Sequence[str], words: frozenset[str]) -> float:
     return sum(1 for t in terms if t in words) / len(terms)
 
 
+def blend(features: Sequence[float], weights: Sequence[float]) -> float:
+    """The score of one candidate: its features (in FEATURES order) weighted.
+    The engine and the offline re-blending of ``wekadocs eval --folds`` share
+    it, so both give the very same floats, hence the same order."""
+    return sum(weight * value for weight, value in zip(weights, features, strict=True))
+
+
+def order_key(score: float, section_id: str) -> tuple[float, str]:
+    """Best first; ties break on section id."""
+    return (-round(score, 9), section_id)
+
+
 def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: str,
-                     words: Callable[[str], frozenset[str]] = word_set) -> list[Candidate]:
+                     words: Callable[[str], frozenset[str]] = word_set,
+                     weights: Mapping[str, float] = WEIGHTS) -> list[Candidate]:
     """Fill each candidate's features and score; return them best first.
 
     ``words`` splits a text into its word set; the engine passes a memoized
     one, since the same sections come back query after query."""
+    shares = [weights[name] for name in FEATURES]
     top_bm25 = max((c.bm25 for c in candidates), default=0.0) or 1.0
     # Cosines of MiniLM bunch up (0.4-0.7 for most of a pool): spread them over
     # [0, 1] within the pool, or the semantic feature barely separates anything.
@@ -64,8 +78,8 @@ def score_candidates(candidates: list[Candidate], terms: Sequence[str], query: s
             "graph": c.graph / top_graph,
             "entity": 1.0 if any(len(n) >= 4 and n in lowered for n in c.entity_names) else 0.0,
         }
-        c.score = sum(WEIGHTS[name] * value for name, value in c.features.items())
-    return sorted(candidates, key=lambda c: (-round(c.score, 9), c.section_id))
+        c.score = blend([c.features[name] for name in FEATURES], shares)
+    return sorted(candidates, key=lambda c: order_key(c.score, c.section_id))
 
 
 def confidence(ranked: Sequence[Candidate]) -> float:
