@@ -58,22 +58,21 @@ from cluster.chaos import (  # noqa: E402
 )
 from cluster.chaos.clients import PushSender  # noqa: E402
 from cluster.freshness import stop_freshness  # noqa: E402
-from cluster.processes import free_port, free_ports  # noqa: E402
+from cluster.processes import free_port  # noqa: E402
 from cluster.ray_runtime import connect, disconnect  # noqa: E402
 from cluster.serve_runner import ServedApp, deploy  # noqa: E402
 from cluster.source_admin import SourceAdmin  # noqa: E402
 from cluster.vector_owner import vector_store_for  # noqa: E402
+from perf.private_stack import corpus_version, private_settings, stack_env  # noqa: E402
 from pipelines.ingest import Ingestor  # noqa: E402
 from tests.git_repo import Repo  # noqa: E402
 from wekadocs.graph_schema import apply_schema  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
-from wekadocs.settings import Settings, load_settings  # noqa: E402
+from wekadocs.settings import Settings  # noqa: E402
 from wekadocs.source_registry import SourceConfig  # noqa: E402
 
 VERSION = "4.4"
 SECRET_ENV = "WEKADOCS_CHAOS_HOOK_SECRET"
-PORTS = ("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port",
-         "prometheus_port")
 SCENARIOS = ("vector-owner", "replica", "redis", "actors", "neo4j", "worker")
 
 
@@ -85,13 +84,9 @@ def main() -> int:
     parser.add_argument("--pages", type=int, default=30, help="pages (one delivery each) per webhook burst")
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario")
     args = parser.parse_args()
-    corpus = Path(os.environ.get("WEKADOCS_CORPUS", ROOT.parent / "shared" / "corpus" / "weka-docs")) / VERSION
-    if not corpus.is_dir():
-        raise SystemExit(f"corpus not found at {corpus} (set WEKADOCS_CORPUS)")
+    corpus = corpus_version(VERSION)
     work = Path(tempfile.mkdtemp(prefix="wdc-"))
-    settings = load_settings(data_dir=work / "s", ray_num_cpus=2, ray_object_store_mb=512, neo4j_heap="1g",
-                             neo4j_pagecache="256m", start_timeout_s=300,
-                             **dict(zip(PORTS, free_ports(len(PORTS)))))
+    settings = private_settings(work)
     print(f"private stack in {work}", file=sys.stderr)
     try:
         outcomes = drill(settings, corpus, args, work)
@@ -148,13 +143,9 @@ def drill(settings: Settings, corpus: Path, args: argparse.Namespace, work: Path
 
 
 def job_env(settings: Settings) -> dict[str, str]:
-    """What a `wekadocs` command needs to find this private stack; two
-    embedding actors, one text per forward pass: many small blocks, so the
-    kill lands half-way through the job."""
-    names = ("data_dir", *PORTS, "ray_num_cpus", "ray_object_store_mb")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("WEKADOCS_", "RAY_ADDRESS"))}
-    return {**clean, **{f"WEKADOCS_{name.upper()}": str(getattr(settings, name)) for name in names},
-            "WEKADOCS_EMBEDDING_ACTORS": "2", "WEKADOCS_EMBEDDING_BATCH_SIZE": "1", "PYTHONPATH": str(ROOT)}
+    """The stack's environment for the re-embed job; two embedding actors, one
+    text per forward pass: many small blocks, so the kill lands half-way."""
+    return {**stack_env(settings), "WEKADOCS_EMBEDDING_ACTORS": "2", "WEKADOCS_EMBEDDING_BATCH_SIZE": "1"}
 
 
 def push_target(settings: Settings, served: ServedApp, work: Path) -> PushTarget:

@@ -45,9 +45,9 @@ import redis  # noqa: E402
 
 from cluster import services  # noqa: E402
 from cluster.backup import Manifest, backup, restore  # noqa: E402
-from cluster.processes import free_ports  # noqa: E402
 from cluster.ray_runtime import connect, disconnect  # noqa: E402
 from cluster.vector_owner import vector_store_for  # noqa: E402
+from perf.private_stack import corpus_version, private_settings  # noqa: E402
 from pipelines.ingest import Ingestor  # noqa: E402
 from wekadocs.auth.api_tokens import ApiTokenStore  # noqa: E402
 from wekadocs.change_event import ChangeEvent  # noqa: E402
@@ -55,7 +55,7 @@ from wekadocs.change_queue import ChangeQueue  # noqa: E402
 from wekadocs.graph_schema import apply_schema  # noqa: E402
 from wekadocs.graph_store import GraphStore  # noqa: E402
 from wekadocs.query.assembly import open_toolbox  # noqa: E402
-from wekadocs.settings import Settings, load_settings  # noqa: E402
+from wekadocs.settings import Settings  # noqa: E402
 from wekadocs.source_registry import SourceConfig, SourceRegistry  # noqa: E402
 from wekadocs.source_state import SourceState  # noqa: E402
 
@@ -64,8 +64,6 @@ SOURCE = "weka-docs"
 QUESTIONS = ["how do I deactivate a license", "what does the NodeNotResponding alert mean",
              "how do I add a license to the cluster", "list the active alerts", "which events raise an alert",
              "what is a license entitlement", "mute an alert type"]
-PORTS = ("neo4j_port", "redis_port", "ray_port", "ray_dashboard_port", "ray_client_port", "ray_metrics_port",
-         "prometheus_port")
 
 
 def main() -> int:
@@ -75,13 +73,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=5, help="change events left in the queue")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (stack is stopped)")
     args = parser.parse_args()
-    corpus = Path(os.environ.get("WEKADOCS_CORPUS", ROOT.parent / "shared" / "corpus" / "weka-docs")) / VERSION
-    if not corpus.is_dir():
-        raise SystemExit(f"corpus not found at {corpus} (set WEKADOCS_CORPUS)")
+    corpus = corpus_version(VERSION)
     work = Path(tempfile.mkdtemp(prefix="wdd-"))
-    settings = load_settings(data_dir=work / "s", ray_num_cpus=2, ray_object_store_mb=512, neo4j_heap="1g",
-                             neo4j_pagecache="256m", start_timeout_s=300,
-                             **dict(zip(PORTS, free_ports(len(PORTS)))))
+    settings = private_settings(work)
     print(f"private stack in {work}")
     try:
         return drill(settings, corpus, args.folders, args.events, work)
