@@ -153,3 +153,18 @@ def test_restore_refuses_a_tampered_backup_and_changes_nothing(target: Settings,
     assert "redis/keys.jsonl:" in str(caught.value)
     assert neo4j_dump.is_running(target) and _nodes(target) == nodes
     assert not (target.data_dir / "backups").exists()  # refused before any safety backup
+
+
+def test_restore_with_force_keeps_a_safety_backup_then_replaces_what_was_there(
+        target: Settings, backup_dir: Path, restored: RestoreReport) -> None:
+    """Runs last: a write made after the restore is replaced by the backup's
+    content, and the data it replaced is kept in a safety backup first."""
+    with GraphStore.connect(target) as graph:
+        graph.write("CREATE (:Stray {note: 'written after the restore'})")
+    report = restore(target, backup_dir, force=True)
+    assert report.verified == Manifest.read(backup_dir).content()
+    assert report.safety_backup is not None
+    safety = Manifest.read(Path(report.safety_backup))
+    assert safety.parts["neo4j"].counts["nodes"] == _nodes(target) + 1  # the stray node is in it, not here
+    with GraphStore.connect(target) as graph:
+        assert graph.read("MATCH (s:Stray) RETURN count(s) AS n")[0]["n"] == 0
