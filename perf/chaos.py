@@ -13,7 +13,9 @@ recovery seconds per scenario.
    ``replica`` (SIGKILL one of two MCP replicas under load), ``redis``
    (stop and start Redis during a webhook burst), ``actors`` (SIGKILL the
    consumer while it holds read entries, and the supervisor), ``neo4j``
-   (SIGSTOP Neo4j during a burst, then SIGKILL, then start it), ``worker``
+   (SIGSTOP Neo4j during a burst, then SIGKILL, then start it),
+   ``neo4j-ingest`` (the same during ``wekadocs ingest`` of a larger tree, then
+   the ingest run again and ``reconcile``), ``worker``
    (two worker nodes join; SIGKILL one's raylet while a ``wekadocs reembed``
    job's embedding actor runs on it).
 4. Prints the table, or with ``--json`` one JSON object per line.
@@ -51,6 +53,7 @@ from cluster.chaos import (  # noqa: E402
     format_table,
     freshness_actors_killed,
     neo4j_stopped,
+    neo4j_stopped_during_ingest,
     redis_restarted,
     serve_replica_killed,
     vector_owner_killed,
@@ -73,7 +76,7 @@ from wekadocs.source_registry import SourceConfig  # noqa: E402
 
 VERSION = "4.4"
 SECRET_ENV = "WEKADOCS_CHAOS_HOOK_SECRET"
-SCENARIOS = ("vector-owner", "replica", "redis", "actors", "neo4j", "worker")
+SCENARIOS = ("vector-owner", "replica", "redis", "actors", "neo4j", "neo4j-ingest", "worker")
 
 
 def main() -> int:
@@ -131,6 +134,7 @@ def drill(settings: Settings, corpus: Path, args: argparse.Namespace, work: Path
         "redis": lambda: redis_restarted(target, pages=args.pages),
         "actors": lambda: freshness_actors_killed(target, pages=args.pages),
         "neo4j": lambda: neo4j_stopped(target, pages=args.pages),
+        "neo4j-ingest": lambda: neo4j_stopped_during_ingest(settings, stack_env(settings), ingest_tree(corpus, work)),
         "worker": lambda: worker_killed_during_reembed(settings, job_env(settings)),
     }
     outcomes = []
@@ -140,6 +144,16 @@ def drill(settings: Settings, corpus: Path, args: argparse.Namespace, work: Path
             outcomes.append(runs[name]())
             print(format_table(outcomes[-1:]), file=sys.stderr)
     return outcomes
+
+
+def ingest_tree(corpus: Path, work: Path) -> Path:
+    """Folders of the corpus not in the slice: enough pages that the fault lands mid-ingest."""
+    tree = work / "ingest-tree"
+    if not tree.exists():
+        for folder in ("weka-system-overview", "monitor-the-weka-cluster"):
+            if (corpus / folder).is_dir():
+                shutil.copytree(corpus / folder, tree / folder)
+    return tree
 
 
 def job_env(settings: Settings) -> dict[str, str]:

@@ -16,6 +16,7 @@ from cluster.chaos.scenarios import (
     PushTarget,
     freshness_actors_killed,
     neo4j_stopped,
+    neo4j_stopped_during_ingest,
     redis_restarted,
     serve_replica_killed,
     vector_owner_killed,
@@ -23,4 +24,5 @@ from cluster.chaos.scenarios import (
 )
 
 __all__ = ["Outcome", "PushTarget", "format_table", "freshness_actors_killed", "neo4j_stopped",
+           "neo4j_stopped_during_ingest",
            "redis_restarted", "serve_replica_killed", "vector_owner_killed", "worker_killed_during_reembed"]

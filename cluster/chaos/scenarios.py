@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -43,8 +44,8 @@ from wekadocs.settings import Settings
 from wekadocs.source_registry import SourceRegistry
 from wekadocs.source_state import SourceState
 
-__all__ = ["PushTarget", "freshness_actors_killed", "neo4j_stopped", "redis_restarted", "serve_replica_killed",
-           "vector_owner_killed", "worker_killed_during_reembed"]
+__all__ = ["PushTarget", "freshness_actors_killed", "neo4j_stopped", "neo4j_stopped_during_ingest", "redis_restarted",
+           "serve_replica_killed", "vector_owner_killed", "worker_killed_during_reembed"]
 
 QUERIES = ["fixed port for NFS mountd", "how licensing works", "what does the alerts page list",
            "background tasks", "how to add a client to the cluster"]
@@ -243,6 +244,53 @@ def neo4j_stopped(target: PushTarget, *, pages: int = 20, frozen_s: float = 10.0
                             "Neo4j restart s": round(seen["restart_s"], 1),
                             "dead-lettered": consumer.get("dead_lettered", 0)})
     return outcome
+
+
+def neo4j_stopped_during_ingest(settings: Settings, env: dict[str, str], tree: Path, *, source: str = "chaos-ingest",
+                                frozen_s: float = 10.0, timeout_s: float = 900.0) -> Outcome:
+    """``wekadocs ingest`` of ``tree``; once its graph writes have begun,
+    SIGSTOP Neo4j for ``frozen_s``, SIGKILL it and start it again. The job
+    may fail (with a clear error) or finish; run again, as an operator would,
+    it must leave one vector per section and no drift."""
+    server = Neo4jServer(settings)
+    command = [sys.executable, "-m", "cluster.cli", "ingest", str(tree), "--source", source, "--version", "1.0",
+               "--json"]
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: job.poll() is not None or _documents(settings, source) > 0, "the ingest's first write", 300)
+        fault_at = time.monotonic()
+        signal_service(settings, server, signal.SIGSTOP)
+        time.sleep(frozen_s)
+        signal_service(settings, server, signal.SIGKILL)
+        start_one(settings, server)
+        _, first_err = job.communicate(timeout=timeout_s)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    first = "finished" if job.returncode == 0 else (first_err.strip().splitlines() or ["?"])[-1][:200]
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_s)
+    recovered = time.monotonic() - fault_at
+    if again.returncode != 0:
+        return Outcome("Neo4j frozen, then killed, during an ingest", sent=1, failed=1,
+                       details={"first run": first, "rerun": again.stderr.strip().splitlines()[-1:]})
+    report = json.loads(again.stdout.splitlines()[-1])
+    drift = subprocess.run([sys.executable, "-m", "cluster.cli", "reconcile", "--json"], env=env,
+                           capture_output=True, text=True, timeout=timeout_s)
+    parity = json.loads(drift.stdout.splitlines()[-1]) if drift.returncode == 0 else {}
+    return Outcome("Neo4j frozen, then killed, during an ingest", sent=report["documents_seen"], failed=0,
+                   lost=int(parity.get("missing", -1)), duplicated=int(parity.get("extra", -1)),
+                   recovery_s=round(recovered, 1),
+                   details={"first run": first, "rerun changed": report["documents_changed"],
+                            "drift %": parity.get("drift_pct"), "stale": parity.get("stale")})
+
+
+def _documents(settings: Settings, source: str) -> int:
+    try:
+        with GraphStore.connect(settings) as graph:
+            return int(graph.read("MATCH (d:Document {source: $s}) RETURN count(d) AS n", s=source)[0]["n"])
+    except Exception:  # noqa: BLE001 — not up yet: nothing written
+        return 0
 
 
 def freshness_actors_killed(target: PushTarget, *, pages: int = 40, drain_timeout_s: float = 240.0) -> Outcome:
