@@ -46,6 +46,7 @@ __all__ = ["SourceSupervisor", "ChangeConsumerActor", "start_freshness", "stop_f
 SUPERVISOR = "wekadocs-sources"
 CONSUMER = "wekadocs-consumer"
 SYNC_S = 2.0  # how often the supervisor re-reads the source registry
+STORE_RETRY_S = 5.0  # the consumer's Neo4j driver gives up on a transaction after this
 log = logging.getLogger(__name__)
 
 
@@ -200,7 +201,10 @@ class ChangeConsumerActor:
         encoders = ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu", batch_size=32,
                                                     threads=1))
         encoders.get(ensure_serving(settings, vectors).require_serving().spec)  # warm before the first page
-        ingestor = Ingestor(settings, GraphStore.connect(settings), vectors, progress=False, encoders=encoders)
+        # A short retry inside the driver: while Neo4j is down the store breaker
+        # (pipelines.change_consumer) holds the entries back, and its state shows.
+        graph = GraphStore.connect(settings, retry_s=STORE_RETRY_S)
+        ingestor = Ingestor(settings, graph, vectors, progress=False, encoders=encoders)
         self.consumer = ChangeConsumer(ChangeQueue(client, capacity=settings.queue_capacity), self.registry, ingestor, self._connector,
                                        name=f"consumer-{uuid.uuid4().hex[:8]}", reclaim_idle_ms=reclaim_idle_ms,
                                        max_deliveries=settings.queue_max_deliveries)

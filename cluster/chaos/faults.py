@@ -17,11 +17,11 @@ from typing import Any
 
 from cluster import processes
 from cluster.ray_head import ray_auth_token, state_list
-from cluster.services import LocalServer, read_state, status_one
+from cluster.services import LocalServer, read_state, status_one, stop_one
 from wekadocs.settings import Settings
 
-__all__ = ["actor_pid", "alive_actors", "kill_actor", "replica_pids", "service_pid", "signal_service",
-           "worker_raylet_pid"]
+__all__ = ["actor_pid", "alive_actors", "crash_service", "kill_actor", "replica_pids", "service_pid",
+           "signal_service", "worker_raylet_pid"]
 
 
 def alive_actors(settings: Settings) -> list[dict[str, Any]]:
@@ -71,6 +71,19 @@ def signal_service(settings: Settings, server: LocalServer, signum: signal.Signa
         except ProcessLookupError:
             pass
     return members
+
+
+def crash_service(settings: Settings, server: LocalServer, *, timeout_s: float = 60.0) -> None:
+    """SIGKILL the service's processes (frozen ones too), then clear up as a
+    supervisor would before a restart: the dead processes reaped, its record
+    gone, its ports free again (a killed process holds them for a moment)."""
+    signal_service(settings, server, signal.SIGKILL)
+    stop_one(settings, server)  # reaps what is left of the session and forgets the record
+    deadline = time.monotonic() + timeout_s
+    while not all(processes.port_is_free(port) for port in server.ports().values()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{server.name}'s ports still taken {timeout_s:.0f} s after the kill")
+        time.sleep(0.2)
 
 
 def worker_raylet_pid(settings: Settings, name: str) -> int:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import redis
 from ray import serve
 
 from cluster.chaos.clients import Answer, PushResult, PushSender, SearchLoad
-from cluster.chaos.faults import actor_pid, alive_actors, kill_actor, replica_pids, signal_service, worker_raylet_pid
+from cluster.chaos.faults import actor_pid, alive_actors, crash_service, kill_actor, replica_pids, signal_service, worker_raylet_pid
 from cluster.chaos.outcome import Outcome
 from cluster.freshness import CONSUMER, SUPERVISOR, freshness_status
 from cluster.neo4j_server import Neo4jServer
@@ -227,20 +228,20 @@ def neo4j_stopped(target: PushTarget, *, pages: int = 20, frozen_s: float = 10.0
     unwritten, and every page arrives once Neo4j is back."""
     settings = target.settings
     server = Neo4jServer(settings)
-    seen: dict[str, Any] = {"breaker": set()}
+    seen: dict[str, Any] = {}
 
     def fault() -> None:
         signal_service(settings, server, signal.SIGSTOP)
-        _watch_breaker(settings, seen, frozen_s)
-        signal_service(settings, server, signal.SIGKILL)
-        _watch_breaker(settings, seen, 5.0)
+        time.sleep(frozen_s)
+        crash_service(settings, server)
         seen["restart_s"] = _timed(lambda: start_one(settings, server))
 
-    paths, results, fault_at = _burst_during(target, pages, fault)
-    missing, recovery = target.drain(_accepted_pages(paths, results), fault_at, drain_timeout_s)
+    with _BreakerWatch(settings) as breaker:
+        paths, results, fault_at = _burst_during(target, pages, fault)
+        missing, recovery = target.drain(_accepted_pages(paths, results), fault_at, drain_timeout_s)
     outcome = _push_outcome("Neo4j frozen, then killed, during a webhook burst", paths, results, missing, recovery)
     consumer = _consumer(settings)
-    outcome.details.update({"consumer store breaker seen": sorted(seen["breaker"]),
+    outcome.details.update({"consumer store breaker seen": sorted(breaker.seen),
                             "Neo4j restart s": round(seen["restart_s"], 1),
                             "dead-lettered": consumer.get("dead_lettered", 0)})
     return outcome
@@ -261,7 +262,7 @@ def neo4j_stopped_during_ingest(settings: Settings, env: dict[str, str], tree: P
         fault_at = time.monotonic()
         signal_service(settings, server, signal.SIGSTOP)
         time.sleep(frozen_s)
-        signal_service(settings, server, signal.SIGKILL)
+        crash_service(settings, server)
         start_one(settings, server)
         _, first_err = job.communicate(timeout=timeout_s)
     finally:
@@ -385,12 +386,29 @@ def _consumer(settings: Settings) -> dict[str, Any]:
         return {}
 
 
-def _watch_breaker(settings: Settings, seen: dict[str, Any], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if state := _consumer(settings).get("store_breaker"):
-            seen["breaker"].add(state)
-        time.sleep(0.5)
+class _BreakerWatch:
+    """The consumer's store breaker states, sampled every half second from a
+    thread while the block runs (a failure may surface only after the
+    driver's own retries, well after the fault)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chaos-breaker-watch", daemon=True)
+
+    def __enter__(self) -> _BreakerWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            if state := _consumer(self.settings).get("store_breaker"):
+                self.seen.add(state)
 
 
 def _timed(action: Callable[[], object]) -> float:
