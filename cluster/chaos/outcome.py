@@ -30,11 +30,11 @@ class Outcome:
 
 
 def format_table(outcomes: list[Outcome]) -> str:
-    header = f"{'scenario':<44} {'sent':>5} {'failed':>6} {'retried':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
+    header = f"{'scenario':<50} {'sent':>5} {'failed':>6} {'retried':>7} {'lost':>5} {'dup':>4} {'recovery':>9}"
     rows = [header, "-" * len(header)]
     for o in outcomes:
         recovery = "never" if o.recovery_s is None else f"{o.recovery_s:.1f} s"
-        rows.append(f"{o.scenario:<44} {o.sent:>5} {o.failed:>6} {o.retried:>7} {o.lost:>5} {o.duplicated:>4} "
+        rows.append(f"{o.scenario:<50} {o.sent:>5} {o.failed:>6} {o.retried:>7} {o.lost:>5} {o.duplicated:>4} "
                     f"{recovery:>9}")
         rows += [f"    {key}: {value}" for key, value in o.details.items()]
     return "\n".join(rows)
