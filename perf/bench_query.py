@@ -10,12 +10,18 @@ are p50/p95/p99 latency and throughput. In the same run:
 * ``tools/list`` through the same clients: the floor of an MCP round trip
   through Serve on this machine;
 * the alias lookup every search makes (which collection, hence which model):
-  one call to the vector store's owner actor.
+  one call to the vector store's owner actor;
+* the CPU a search costs, summed over every process on the machine (``psutil``
+  times before and after each level, divided by the searches), and by role:
+  the MCP replicas, the Serve proxy, the vector store's owner, Neo4j, the
+  rest of Ray, this benchmark's own client. Run it on an otherwise idle
+  machine: any other process's CPU is counted under "other".
 
 Start the service first (``wekadocs services up``, ingest, ``wekadocs serve
 --detach``). Nothing is asserted.
 
     .venv/bin/python perf/bench_query.py [--url http://127.0.0.1:8000/mcp] [--levels 1 8 32]
+        [--qrels perf/eval/questions-4.4.jsonl]
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import asyncio
 import os
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
+import psutil  # noqa: E402
 from mcp import Client  # noqa: E402
 from ray import serve  # noqa: E402
 
@@ -79,6 +87,52 @@ async def drive(url: str, queries: list[str], concurrency: int, total: int, vers
     return latencies, time.perf_counter() - started, errors
 
 
+# (role, what its command line holds), first match wins
+ROLES = (
+    ("MCP replica", "ServeReplica:wekadocs-mcp"),
+    ("Serve proxy", "ProxyActor"),
+    ("vector owner", "VectorOwner"),
+    ("Neo4j", "org.neo4j."),
+    ("Ray (raylet, GCS, other workers)", "ray"),
+)
+
+
+def role_of(process: psutil.Process) -> str:
+    if process.pid == os.getpid():
+        return "benchmark client"
+    try:
+        command = " ".join(process.cmdline()) or process.name()
+    except psutil.Error:
+        return "other"
+    return next((role for role, mark in ROLES if mark in command), "other")
+
+
+def cpu_seconds() -> dict[tuple[int, float], tuple[str, float]]:
+    """User + system seconds of every process now, by (pid, start time)."""
+    held = {}
+    for process in psutil.process_iter():
+        try:
+            times = process.cpu_times()
+            held[(process.pid, process.create_time())] = (role_of(process), times.user + times.system)
+        except psutil.Error:
+            continue
+    return held
+
+
+def cpu_per_search(before: dict[tuple[int, float], tuple[str, float]],
+                   after: dict[tuple[int, float], tuple[str, float]], searches: int) -> str:
+    """Milliseconds of CPU per search, in total and by role (processes that
+    started in between count from zero; those that ended are not seen)."""
+    spent: Counter[str] = Counter()
+    for key, (role, seconds) in after.items():
+        spent[role] += seconds - before.get(key, (role, 0.0))[1]
+    per = {role: 1000 * seconds / searches for role, seconds in spent.items()}
+    total = sum(per.values())
+    service = total - per.get("benchmark client", 0.0)
+    parts = ", ".join(f"{role} {ms:.1f}" for role, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05)
+    return f"{total:.1f} ms over all processes, {service:.1f} ms without the client ({parts})"
+
+
 def running_replicas() -> int:
     """MCP replicas up now: the autoscaler adds a second one under load."""
     app = serve.status().applications.get("wekadocs-mcp")
@@ -91,17 +145,19 @@ def max_replicas() -> int:
     return int(app.deployments[0].autoscaling_config["max_replicas"])  # type: ignore[index]
 
 
-def in_process(queries: list[str], version: str | None, rounds: int) -> list[float]:
+def in_process(queries: list[str], version: str | None, rounds: int) -> tuple[list[float], float]:
+    """Latencies in ms, and this process's CPU per search in ms."""
     settings = load_settings()
     toolbox = open_toolbox(settings, vector_store_for(settings))
     toolbox.search_documentation(queries[0], version=version)  # load the model, warm the caches
     latencies = []
+    cpu_started = time.process_time()
     for _ in range(rounds):
         for query in queries:
             started = time.perf_counter()
             toolbox.search_documentation(query, version=version, top_k=10)
             latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
+    return latencies, 1000 * (time.process_time() - cpu_started) / len(latencies)
 
 
 def alias_lookups(rounds: int = 500) -> list[float]:
@@ -141,15 +197,21 @@ def main() -> None:
     print(f"MCP tools/list through Serve, concurrency 1: {percentiles(floor)}")
 
     served: dict[int, list[float]] = {}
+    cpu: dict[int, str] = {}
     for level in args.levels:
+        before = cpu_seconds()
         latencies, wall, errors = asyncio.run(drive(args.url, queries, level, max(total, 4 * level),
                                                     args.version, "search"))
+        cpu[level] = cpu_per_search(before, cpu_seconds(), len(latencies))
         served[level] = latencies
         print(f"search_documentation via MCP, concurrency {level:>2}: {percentiles(latencies)}  "
               f"{len(latencies) / wall:6.1f} req/s  errors {errors}  replicas {running_replicas()}")
+    for level, line in cpu.items():
+        print(f"CPU per search, concurrency {level:>2}: {line}")
 
-    local = in_process(queries, args.version, args.rounds)
-    print(f"search_documentation in-process, sequential:   {percentiles(local)}")
+    local, engine_cpu = in_process(queries, args.version, args.rounds)
+    print(f"search_documentation in-process, sequential:   {percentiles(local)}  "
+          f"(this process's CPU {engine_cpu:.1f} ms per search; Neo4j and the owner not counted)")
     base, mcp = statistics.median(local), statistics.median(served[min(served)])
     lookup = alias_lookups()
     print(f"alias lookup per search (owner actor call): {percentiles(lookup)}  "

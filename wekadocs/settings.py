@@ -96,7 +96,8 @@ class Settings(BaseSettings):
         Path("~/.wekadocs"), description="state of local services, embedded vectors"
     )
     cache_dir: Path = Field(
-        Path("~/.cache/wekadocs"), description="downloaded Neo4j jars (shared by every data_dir)"
+        Path("~/.cache/wekadocs"), description="downloaded Neo4j jars, query models exported to "
+        "ONNX (shared by every data_dir)"
     )
 
     # --- Neo4j -----------------------------------------------------------
@@ -168,7 +169,12 @@ class Settings(BaseSettings):
     query_precision: Literal["float32", "bfloat16"] = Field(
         "float32",
         description="the query service's model weights; bfloat16 is faster only on CPUs with native "
-        "bf16 (AMX, AVX512-BF16), documents stay float32",
+        "bf16 (AMX, AVX512-BF16), documents stay float32; bfloat16 runs in torch whatever query_runtime says",
+    )
+    query_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="what runs the query service's model: onnx (ONNX Runtime, a third of torch's CPU per "
+        "question; exported once into cache_dir, torch where a model cannot be) or torch",
     )
 
     # --- Ingestion ---------------------------------------------------------

@@ -19,15 +19,18 @@ def open_toolbox(settings: Settings, vectors: VectorStore | None, *, graph: Grap
     """``vectors`` is None when the vector store cannot be reached: the engine
     then answers from keyword + graph and marks its answers degraded.
 
-    The query model runs on CPU with one thread: one short text per query
-    gains nothing from a GPU or from intra-op threads, and the replicas stay
-    schedulable on CPU-only nodes.
+    The query model runs on CPU with one thread, in ONNX Runtime by default
+    (``settings.query_runtime``): one short text per query gains nothing from
+    a GPU or from intra-op threads, and the replicas stay schedulable on
+    CPU-only nodes.
     """
     graph = graph or GraphStore.connect(settings)
     serving = None
     if vectors is not None:
+        runtime = "torch" if settings.query_precision == "bfloat16" else settings.query_runtime
         models = ModelCache(lambda spec: Embedder(spec.name, dims=spec.dims, device="cpu", batch_size=8, threads=1,
-                                                  precision=settings.query_precision))
+                                                  precision=settings.query_precision, runtime=runtime,
+                                                  onnx_cache=settings.cache_dir / "onnx"))
         serving = ServingModel(settings.vector_alias, models,
                                fallback=ModelSpec(settings.embedding_model, settings.embedding_dims))
         try:

@@ -140,7 +140,10 @@ class QueryEngine:
             "scope_documents", pairs=[{"source": s, "version": v} for s, v in pairs], path_prefix=prefix,
             limit=1))
         ids = tuple(rows[0]["ids"]) if rows else ()
-        scope = Scope(version or None, tuple(pairs), prefix, ids)
+        labels = {v for _, v in pairs}
+        admitted = {(v.source, v.version) for v in held if v.version in labels}
+        scope = Scope(version or None, tuple(pairs), prefix, ids,
+                      wider_by_version=bool(prefix) or not admitted <= set(pairs))
         if not ids:
             raise QueryError(f"no page of {scope.label} lies under {prefix!r}")
         return scope
@@ -217,16 +220,13 @@ class QueryEngine:
             return [], None, ""
         # A version asked for is one filter value; the current versions of
         # several sources are any of theirs, and the pages in scope decide.
-        # Where the filter admits pages out of scope (a path prefix, another
-        # version of a source under a label in scope), search deeper.
+        # Where the filter admits pages out of scope, search deeper.
         versions = scope.versions
         where: dict[str, Any] = {"version": versions[0] if len(versions) == 1 else versions}
-        admitted = {(v.source, v.version) for v in self.source_versions() if v.version in versions}
-        narrowed = bool(scope.path_prefix) or not admitted <= set(scope.sources)
         try:
             serving = self.serving.current(self.vectors)
             vector = serving.encode_queries([query])[0]
-            depth = VECTOR_DEPTH * (4 if narrowed else 1)
+            depth = VECTOR_DEPTH * (4 if scope.wider_by_version else 1)
             hits = self.vectors.search(serving.collection, vector.tolist(), depth, where)
         except (VectorStoreError, OSError, RuntimeError) as exc:
             self.vector_failure = f"vector search failed: {exc}"

@@ -50,12 +50,16 @@ class Scope:
         sources: the (source, version) pairs in scope, sorted.
         path_prefix: only pages under it ("" for all).
         document_ids: the pages in scope.
+        wider_by_version: a filter on the version labels in scope admits
+            pages outside it too (a path prefix; another source that has one
+            of those labels but is not in scope), so vector search goes deeper.
     """
 
     version: str | None
     sources: tuple[tuple[str, str], ...]
     path_prefix: str
     document_ids: tuple[str, ...]
+    wider_by_version: bool = False
 
     @property
     def versions(self) -> list[str]:
