@@ -15,7 +15,10 @@ are p50/p95/p99 latency and throughput. In the same run:
   times before and after each level, divided by the searches), and by role:
   the MCP replicas, the Serve proxy, the vector store's owner, Neo4j, the
   rest of Ray, this benchmark's own client. Run it on an otherwise idle
-  machine: any other process's CPU is counted under "other".
+  machine: any other process's CPU is counted under "other". The stack's
+  CPU with no search running is measured first (10 s), and each level also
+  says its cost net of that background, which otherwise weighs most on the
+  slowest level.
 
 Start the service first (``wekadocs services up``, ingest, ``wekadocs serve
 --detach``). Nothing is asserted.
@@ -119,18 +122,35 @@ def cpu_seconds() -> dict[tuple[int, float], tuple[str, float]]:
     return held
 
 
-def cpu_per_search(before: dict[tuple[int, float], tuple[str, float]],
-                   after: dict[tuple[int, float], tuple[str, float]], searches: int) -> str:
-    """Milliseconds of CPU per search, in total and by role (processes that
-    started in between count from zero; those that ended are not seen)."""
+def spent_by_role(before: dict[tuple[int, float], tuple[str, float]],
+                  after: dict[tuple[int, float], tuple[str, float]]) -> Counter[str]:
+    """CPU seconds by role between two snapshots (processes that started in
+    between count from zero; those that ended are not seen)."""
     spent: Counter[str] = Counter()
     for key, (role, seconds) in after.items():
         spent[role] += seconds - before.get(key, (role, 0.0))[1]
+    return spent
+
+
+def idle_background(seconds: float = 10.0) -> Counter[str]:
+    """CPU seconds per second, by role, with no search running: Neo4j's and
+    Ray's own housekeeping, which a slow level would otherwise count as
+    search cost."""
+    before = cpu_seconds()
+    time.sleep(seconds)
+    return Counter({role: spent / seconds for role, spent in spent_by_role(before, cpu_seconds()).items()})
+
+
+def cpu_per_search(spent: Counter[str], searches: int, wall: float, idle: Counter[str]) -> str:
+    """Milliseconds of CPU per search, in total, net of the idle background,
+    and by role."""
     per = {role: 1000 * seconds / searches for role, seconds in spent.items()}
     total = sum(per.values())
     service = total - per.get("benchmark client", 0.0)
+    net = service - 1000 * wall * sum(rate for role, rate in idle.items() if role != "benchmark client") / searches
     parts = ", ".join(f"{role} {ms:.1f}" for role, ms in sorted(per.items(), key=lambda kv: -kv[1]) if ms >= 0.05)
-    return f"{total:.1f} ms over all processes, {service:.1f} ms without the client ({parts})"
+    return (f"{total:.1f} ms over all processes, {service:.1f} ms without the client, "
+            f"{net:.1f} ms of it net of the idle background ({parts})")
 
 
 def running_replicas() -> int:
@@ -196,13 +216,16 @@ def main() -> None:
     floor, _, _ = asyncio.run(drive(args.url, queries, 1, total, args.version, "tools/list"))
     print(f"MCP tools/list through Serve, concurrency 1: {percentiles(floor)}")
 
+    idle = idle_background()
+    print(f"idle background: {1000 * sum(idle.values()):.1f} ms of CPU per second ("
+          + ", ".join(f"{role} {1000 * rate:.1f}" for role, rate in idle.most_common() if rate >= 0.00005) + ")")
     served: dict[int, list[float]] = {}
     cpu: dict[int, str] = {}
     for level in args.levels:
         before = cpu_seconds()
         latencies, wall, errors = asyncio.run(drive(args.url, queries, level, max(total, 4 * level),
                                                     args.version, "search"))
-        cpu[level] = cpu_per_search(before, cpu_seconds(), len(latencies))
+        cpu[level] = cpu_per_search(spent_by_role(before, cpu_seconds()), len(latencies), wall, idle)
         served[level] = latencies
         print(f"search_documentation via MCP, concurrency {level:>2}: {percentiles(latencies)}  "
               f"{len(latencies) / wall:6.1f} req/s  errors {errors}  replicas {running_replicas()}")

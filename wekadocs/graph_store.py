@@ -99,7 +99,7 @@ class GraphStore:
         """Run statements in one transaction: all of them take effect, or none."""
 
         def work(tx: neo4j.ManagedTransaction) -> list[list[dict[str, Any]]]:
-            return [[record.data() for record in tx.run(cypher, params)] for cypher, params in statements]
+            return [[as_dict(record) for record in tx.run(cypher, params)] for cypher, params in statements]
 
         first = statements[0][0] if statements else ""
         with _translated(f"writing a batch starting {_first_line(first)!r}"):
@@ -111,7 +111,7 @@ class GraphStore:
         query = neo4j.Query(cypher, timeout=self._timeout)
         with _translated(f"running {_first_line(cypher)!r} on system"):
             records, _, _ = self._driver.execute_query(query, params, database_="system")
-        return [record.data() for record in records]
+        return [as_dict(record) for record in records]
 
     def server_info(self) -> dict[str, str]:
         """Name, version and edition of the connected server."""
@@ -138,7 +138,28 @@ class GraphStore:
             records, _, _ = self._driver.execute_query(
                 query, params, routing_=routing, database_=self._database
             )
-        return [record.data() for record in records]
+        return [as_dict(record) for record in records]
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def as_dict(record: neo4j.Record) -> dict[str, Any]:
+    """``record.data()``, without its walk where nothing needs converting.
+
+    ``data()`` visits every value with abstract-class checks, to turn graph
+    objects into dicts. A search reads about 230 rows of scalars and lists of
+    scalars, which the driver hands over plain already, and that walk cost
+    3.3 of the 7.5 ms of client CPU of the 117-row ``section_details`` read.
+    A record holding anything else (a node, a map) still goes through
+    ``data()``.
+    """
+    values = record.values()
+    for value in values:
+        if type(value) not in _SCALARS and not (
+                type(value) is list and all(type(item) in _SCALARS for item in value)):
+            return record.data()
+    return dict(zip(record.keys(), values))
 
 
 @contextmanager

@@ -17,6 +17,28 @@ def test_cypher_round_trip(graph: GraphStore) -> None:
     assert graph.read("MATCH (d:Document {id: $id}) RETURN d", id="rt-1") == []
 
 
+def test_rows_are_plain_dicts_whatever_a_statement_returns(graph: GraphStore) -> None:
+    """Scalars and lists of scalars skip ``Record.data()``; nodes, maps and
+    nested lists still go through it: every row is what ``data()`` gives."""
+    graph.write("MERGE (d:Document {id: $id}) SET d.title = 'Plain', d.tags = ['a', 'b']", id="plain-1")
+    try:
+        rows = graph.read(
+            "MATCH (d:Document {id: $id}) RETURN d.title AS title, d.tags AS tags, 3 AS n, 0.5 AS x, "
+            "true AS yes, null AS nothing, [] AS empty", id="plain-1")
+        assert rows == [{"title": "Plain", "tags": ["a", "b"], "n": 3, "x": 0.5, "yes": True,
+                         "nothing": None, "empty": []}]
+        assert [type(v) for v in rows[0].values()] == [str, list, int, float, bool, type(None), list]
+        rows = graph.read(
+            "MATCH (d:Document {id: $id}) RETURN d, {title: d.title, tags: d.tags} AS map, "
+            "[[1, 2], [d.title]] AS nested, [d] AS nodes", id="plain-1")
+        assert rows == [{"d": {"id": "plain-1", "title": "Plain", "tags": ["a", "b"]},
+                         "map": {"title": "Plain", "tags": ["a", "b"]}, "nested": [[1, 2], ["Plain"]],
+                         "nodes": [{"id": "plain-1", "title": "Plain", "tags": ["a", "b"]}]}]
+        assert type(rows[0]["d"]) is dict and type(rows[0]["nodes"][0]) is dict
+    finally:
+        graph.write("MATCH (d:Document {id: $id}) DETACH DELETE d", id="plain-1")
+
+
 def test_server_is_neo4j_5_26_community(graph: GraphStore) -> None:
     info = graph.server_info()
     assert info["version"].startswith("5.26.")
