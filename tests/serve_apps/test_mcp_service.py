@@ -251,6 +251,8 @@ def test_without_the_vector_store_answers_are_degraded_then_recover(served: Serv
         except ValueError:
             break
         time.sleep(0.2)
+    else:
+        pytest.fail("the vector store's owner actor was still alive 60 s after ray.kill")
     result = call(served.url, "search_documentation", {"query": "fixed port for NFS mountd"})
     assert not result.is_error
     assert result.structured_content["diagnostics"]["degraded"] is True
