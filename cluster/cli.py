@@ -857,7 +857,7 @@ def restore_cmd(ctx: click.Context, directory: Path, force: bool, as_json: bool)
 @click.option("--version", "version", default=None, help="Version to search (default: the current version of each source).")
 @click.option("--k", default=10, show_default=True, help="Cut-off for nDCG, Recall and MRR.")
 @click.option("--folds", type=click.IntRange(min=2), default=None,
-              help="Cross-validate: K folds (stratified by kind), the hybrid blend chosen on the other folds.")
+              help="Cross-validate: K folds (stratified by kind), the hybrid blend fitted on the other folds.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the fold assignment (with --folds).")
 @click.option("--json", "as_json", is_flag=True, help="Last line: one JSON object with the scores.")
 @click.pass_context
@@ -909,8 +909,8 @@ def _fold_lines(report: Any, k: int) -> list[str]:
     folds = report.as_dict()
     systems = folds["systems"]
     lines = [f"{folds['k']} folds (seed {folds['seed']}, stratified by {folds['stratified_by'] or 'nothing'}, "
-             f"sizes {folds['sizes']}); hybrid's blend chosen on the other folds from {folds['grid_points']} "
-             f"by nDCG@{k}; hybrid_shipped = the weights as shipped",
+             f"sizes {folds['sizes']}); hybrid's blend fitted on the other folds by coordinate ascent "
+             f"on nDCG@{k} from the dev-set blend; hybrid_shipped = the weights as shipped",
              f"{'system':<15} nDCG          Recall        MRR           nDCG per fold"]
     for name, figures in systems.items():
         mean, spread = figures["mean"], figures["spread"]
@@ -920,9 +920,10 @@ def _fold_lines(report: Any, k: int) -> list[str]:
     if systems[best]["mean"]["ndcg"]:
         lines.append(f"cross-validated hybrid / best baseline ({best}) nDCG@{k}: "
                      f"{systems['hybrid']['mean']['ndcg'] / systems[best]['mean']['ndcg']:.3f}x")
-    for choice in folds["parameters"]:
-        weights = ", ".join(f"{name} {w:.3f}" for name, w in choice["weights"].items())
-        lines.append(f"fold {choice['fold']}: {weights}")
+    def shown(weights: dict[str, float]) -> str:
+        return ", ".join(f"{name} {w:.3f}" for name, w in weights.items())
+    lines += [f"fold {choice['fold']}: {shown(choice['weights'])}" for choice in folds["parameters"]]
+    lines.append(f"fitted on all questions (in-sample, to ship, not to quote): {shown(folds['fitted_on_all'])}")
     return lines
 
 

@@ -171,6 +171,8 @@ def test_eval_folds_cross_validates_every_system(settings: Settings, ingested: d
         pytest.approx(before["hybrid"]["ndcg"], abs=1e-3)
     assert [p["fold"] for p in folds["parameters"]] == [0, 1, 2]
     assert all(set(p["weights"]) == set(folds["parameters"][0]["weights"]) for p in folds["parameters"])
+    assert set(folds["fitted_on_all"]) == set(folds["parameters"][0]["weights"])
+    assert folds["tuning"]["method"] == "coordinate ascent"
     refused = run("eval", str(qrels), "--folds", "99", env=env)
     assert refused.returncode == 1 and "--folds must be from 2" in refused.stderr
 

@@ -1,4 +1,4 @@
-"""Cross-validation (`wekadocs eval --folds`): fold assignment, choosing the
+"""Cross-validation (`wekadocs eval --folds`): fold assignment, fitting the
 blend without the held-out fold, and re-blending that ranks as the engine does."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 
 from tests.conftest import SLICE_VERSION
 from wekadocs.errors import QueryError
-from wekadocs.query.cross_validation import (Pooled, assign_folds, choose_per_fold, cross_validate_scores,
-                                             grid_scores, pool_of, rerank, weight_grid)
-from wekadocs.query.evaluation import Judgement, Question, Scores, system_ranking
+from wekadocs.query.cross_validation import (START, Pooled, assign_folds, blend_scores, choose_per_fold,
+                                             cross_validate_scores, fit_blend, pool_of, rerank)
+from wekadocs.query.evaluation import Judgement, Question, Scores, mean_scores, system_ranking
 from wekadocs.query.ranking import FEATURES, WEIGHTS
 from wekadocs.query.tools import Toolbox
 
@@ -54,15 +54,6 @@ def test_repeated_ids_are_refused() -> None:
         assign_folds([*qs, qs[0]], 2)
 
 
-def test_the_grid_starts_with_the_shipped_weights_unchanged() -> None:
-    grid = weight_grid()
-    assert grid[0] == WEIGHTS
-    assert len({tuple(g.values()) for g in grid}) == len(grid) > 100
-    assert all(abs(sum(g.values()) - 1) < 1e-5 and list(g) == list(FEATURES) for g in grid)
-    with pytest.raises(QueryError, match="no such ranking feature: recency"):
-        weight_grid({"recency": (1.0, 2.0)})
-
-
 def _one_hot(feature: str) -> tuple[float, ...]:
     return tuple(1.0 if name == feature else 0.0 for name in FEATURES)
 
@@ -81,45 +72,69 @@ def _asking_for(qid: str, heading: str) -> Question:
     return Question(id=qid, query=qid, relevant=[Judgement(path="p.md", heading=heading, grade=1)])
 
 
-def test_a_folds_blend_is_chosen_without_its_own_questions() -> None:
+def _pools(qs: list[Question]) -> dict[str, list[Pooled]]:
+    return {q.id: _pool() for q in qs}
+
+
+def test_a_blend_is_fitted_towards_what_the_questions_reward() -> None:
+    """Starting semantic-heavy, on questions whose answer only keyword search
+    likes: the fit must move the weight until that answer comes first."""
+    qs = [_asking_for("b1", "K"), _asking_for("b2", "K")]
+    assert mean_scores(blend_scores(_pools(qs), qs, SEMANTIC).values()).mrr == 0.5
+    fitted = fit_blend(_pools(qs), qs, start=SEMANTIC)
+    assert fitted["keyword"] > fitted["semantic"]
+    assert abs(sum(fitted.values()) - 1) < 1e-5 and list(fitted) == list(FEATURES)
+    assert mean_scores(blend_scores(_pools(qs), qs, fitted).values()).mrr == 1.0
+
+
+def test_a_blend_nothing_improves_comes_back_unchanged() -> None:
+    qs = [_asking_for("a1", "S")]  # the dev-set blend favours semantic: already right
+    assert fit_blend(_pools(qs), qs) == START
+    with pytest.raises(QueryError, match="needs exactly the ranking features"):
+        fit_blend(_pools(qs), qs, start={"semantic": 1.0, "recency": 1.0})
+
+
+def test_a_folds_blend_is_fitted_without_its_own_questions() -> None:
     """Fold 0's questions want the semantic-heavy blend and fold 1's the
-    keyword-heavy one. Each fold must get the blend the *other* fold prefers
+    keyword-heavy one. Each fold must get the blend the *other* fold rewards
     (and score badly with it): had its own labels been read, it would get its own."""
     qs = [_asking_for("a1", "S"), _asking_for("a2", "S"), _asking_for("b1", "K"), _asking_for("b2", "K"),
           _asking_for("b3", "K")]
     fold_of = {"a1": 0, "a2": 0, "b1": 1, "b2": 1, "b3": 1}
-    grid = [SEMANTIC, KEYWORD]
-    per_point = grid_scores({q.id: _pool() for q in qs}, qs, grid)
-    choices = choose_per_fold(per_point, fold_of, 2)
-    assert [grid[c.point] for c in choices] == [KEYWORD, SEMANTIC]
+    choices = choose_per_fold(_pools(qs), qs, fold_of, 2, start=SEMANTIC)
+    assert choices[0].weights["keyword"] > choices[0].weights["semantic"]  # fitted on fold 1's K questions
+    assert choices[1].weights["semantic"] > choices[1].weights["keyword"]
     assert [c.training.ndcg for c in choices] == [1.0, 1.0]
     assert all(c.held_out.mrr == 0.5 for c in choices)  # the right answer second: the other fold's blend
 
-    # Whatever fold 0's labels say, its blend stays the one fold 1 picks.
+    # Whatever fold 0's labels say, its blend stays the one fold 1's questions give.
     flipped = [_asking_for("a1", "K"), _asking_for("a2", "K"), *qs[2:]]
-    again = choose_per_fold(grid_scores({q.id: _pool() for q in flipped}, flipped, grid), fold_of, 2)
-    assert again[0].point == choices[0].point
+    again = choose_per_fold(_pools(flipped), flipped, fold_of, 2, start=SEMANTIC)
+    assert again[0].weights == choices[0].weights
     assert again[0].held_out.mrr == 1.0
 
 
 def test_the_report_holds_every_system_per_fold_and_the_blend_each_fold_got() -> None:
     qs = [_asking_for("a1", "S"), _asking_for("a2", "S"), _asking_for("b1", "K"), _asking_for("b2", "K")]
     fold_of = {"a1": 0, "a2": 0, "b1": 1, "b2": 1}
-    grid = [WEIGHTS, KEYWORD]
-    per_point = grid_scores({q.id: _pool() for q in qs}, qs, grid)
     perfect = {q.id: Scores(1.0, 1.0, 1.0) for q in qs}
-    report = cross_validate_scores(qs, fold_of, 2, 0, grid, per_point, {"keyword": (Scores(1.0, 1.0, 1.0), perfect)})
+    report = cross_validate_scores(qs, fold_of, 2, 0, _pools(qs), {"keyword": (Scores(1.0, 1.0, 1.0), perfect)},
+                                   start=KEYWORD, shipped_weights=SEMANTIC)
     shown = report.as_dict()
-    assert shown["sizes"] == [2, 2] and shown["stratified_by"] is None and shown["grid_points"] == 2
+    assert shown["sizes"] == [2, 2] and shown["stratified_by"] is None
+    assert shown["tuning"]["method"] == "coordinate ascent" and shown["tuning"]["start"] == KEYWORD
     assert set(shown["systems"]) == {"hybrid", "hybrid_shipped", "keyword"}
     assert shown["systems"]["keyword"]["mean"] == {"ndcg": 1.0, "recall": 1.0, "mrr": 1.0}
     assert shown["systems"]["keyword"]["spread"] == {"ndcg": 0.0, "recall": 0.0, "mrr": 0.0}
-    assert [p["weights"] for p in shown["parameters"]] == [KEYWORD, WEIGHTS]
+    fold0, fold1 = (p["weights"] for p in shown["parameters"])
+    assert fold0["keyword"] > fold0["semantic"] and fold1["semantic"] > fold1["keyword"]
     hybrid = shown["systems"]["hybrid"]
     assert [f["mrr"] for f in hybrid["per_fold"]] == [0.5, 0.5] and hybrid["spread"]["mrr"] == 0.0
-    shipped = shown["systems"]["hybrid_shipped"]["per_fold"]  # WEIGHTS favour semantic: fold 0 right
+    shipped = shown["systems"]["hybrid_shipped"]["per_fold"]  # shipped favours semantic: fold 0 right
     assert [f["mrr"] for f in shipped] == [1.0, 0.5]
     assert report.full["hybrid"][0].mrr == 0.75
+    # fitted on all four questions: two want S, two K; either way, a blend that sums to 1
+    assert abs(sum(shown["fitted_on_all"].values()) - 1) < 1e-5
 
 
 def test_rerank_keeps_a_split_sections_best_part_and_stops_at_k() -> None:

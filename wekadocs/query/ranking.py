@@ -1,16 +1,16 @@
 """Blending a candidate's evidence into one score, and the confidence of an answer.
 
 Every feature lies in [0, 1] and the weights sum to 1, so they read as
-shares. The weights were set on the dev questions (``wekadocs eval``); README
-"Retrieval quality" has the figures. Ties break on section id, so the same
-graph gives the same order.
+shares. The weights are the blend ``wekadocs eval perf/eval/questions-4.4.jsonl
+--folds 5`` fits on all 174 labelled questions (coordinate ascent from the
+weights set earlier on the dev questions; ``cross_validation.py``). The
+figures to quote for them are the held-out ones of that run, and the dev
+questions, which they were not fitted on (README, "Retrieval quality").
+Ties break on section id, so the same graph gives the same order.
 
-There is no recency feature. It used to be the rank of a result's version
-among the pool's versions, but a search covers one version per source, so it
-was the same for every result; and when a page was last ingested says when we
-read it, not how current its text is. The tuned weights of the other features
-keep their ratios (each divided by 0.95, the share they held together), so
-a ranking within a version stays as it was.
+There is no recency feature: a search covers one version per source, so a
+version's rank was the same for every result, and when a page was last
+ingested says when we read it, not how current its text is.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from wekadocs.query.retrieval import Candidate
 
 __all__ = ["WEIGHTS", "FEATURES", "blend", "order_key", "score_candidates", "confidence", "word_set"]
 
-_TUNED = {"semantic": 0.38, "keyword": 0.19, "heading": 0.09, "coverage": 0.19, "graph": 0.05, "entity": 0.05}
-WEIGHTS: dict[str, float] = {name: round(weight / sum(_TUNED.values()), 6) for name, weight in _TUNED.items()}
+WEIGHTS: dict[str, float] = {"semantic": 0.538461, "keyword": 0.153846, "heading": 0.072875, "coverage": 0.153846,
+                             "graph": 0.040486, "entity": 0.040486}
 FEATURES = tuple(WEIGHTS)
 
 _WORD = re.compile(r"[a-z0-9]+")
