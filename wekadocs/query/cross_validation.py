@@ -149,8 +149,7 @@ def fit_blend(pools: Mapping[str, Sequence[Pooled]], questions: Sequence[Questio
     ascent reaches from ``start``, normalised to sum 1 (the order depends on
     the ratios only). A move must raise the mean to be kept, so a blend no
     step improves comes back as ``start``."""
-    unknown = set(start) ^ set(FEATURES)
-    if unknown:
+    if set(start) != set(FEATURES):  # a feature missing or one the engine does not have
         raise QueryError(f"a blend needs exactly the ranking features {', '.join(FEATURES)}; "
                          f"got {', '.join(sorted(start))}")
     weights = {name: float(start[name]) for name in FEATURES}
